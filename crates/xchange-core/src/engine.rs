@@ -1,0 +1,377 @@
+//! The engine: state, input dispatch, timers and the helpers both roles share.
+//!
+//! One `Engine` is one agent. It may manage tasks (manager side, `manager.rs`) and hold
+//! contracts (contractor side, `contractor.rs`) at the same time; a contractor that splits
+//! its task becomes the manager of the subtasks in the same engine.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use xchange_protocol::{AgentId, Body, Code, Envelope, Lineage, MsgId, Recipient, TaskId, Version};
+
+use crate::Micros;
+use crate::config::{ContractorProfile, EngineConfig};
+use crate::contractor::Contract;
+use crate::counters::Counters;
+use crate::index::CapabilityIndex;
+use crate::io::{Effect, Event, EventKind, Input, PersistToken, Refused, TaskRecord};
+use crate::manager::Managed;
+use crate::rng::DetRng;
+
+/// Deadlines the engine waits for. Checked lazily: a timer that is no longer relevant when
+/// it fires does nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Timer {
+    /// The bid window of a round closes.
+    BidWindow(TaskId, u32),
+    /// A contract's lease may have lapsed.
+    Lease(TaskId, u32),
+    /// A task's deadline.
+    Deadline(TaskId),
+    /// A waiting task may be announced again.
+    Retry(TaskId),
+    /// A finished task can be forgotten.
+    Forget(TaskId),
+    /// Time to send a heartbeat to this manager.
+    Heartbeat(AgentId),
+    /// Resend an unacknowledged result report.
+    Resend(TaskId, u32),
+}
+
+/// Conversation fields shared by every message about one task at one level of the tree.
+#[derive(Debug, Clone)]
+pub(crate) struct Thread {
+    pub(crate) conversation: Option<TaskId>,
+    pub(crate) epoch: u32,
+    pub(crate) hops: u8,
+    pub(crate) max_hops: u8,
+    pub(crate) lineage: Lineage,
+}
+
+impl Thread {
+    pub(crate) fn of(msg: &Envelope) -> Self {
+        Self {
+            conversation: msg.conversation,
+            epoch: msg.epoch,
+            hops: msg.hops,
+            max_hops: msg.max_hops,
+            lineage: msg.lineage.clone(),
+        }
+    }
+}
+
+/// The sans-IO contract-net engine of one agent.
+///
+/// Feed it inputs with [`Engine::handle`] and the passing of time with
+/// [`Engine::handle_timeout`] (when [`Engine::poll_timeout`] is due), and apply the effects
+/// each call returns, in order. It does no I/O, reads no clock and draws randomness only
+/// from the seed it was given, so the same inputs always give the same effects.
+#[derive(Debug)]
+pub struct Engine {
+    pub(crate) id: AgentId,
+    pub(crate) cfg: Arc<EngineConfig>,
+    pub(crate) profile: Option<ContractorProfile>,
+    pub(crate) rng: DetRng,
+    pub(crate) incarnation: u64,
+    pub(crate) now: Micros,
+    pub(crate) root_lineage: Lineage,
+    // Manager side.
+    pub(crate) index: CapabilityIndex,
+    pub(crate) tasks: BTreeMap<TaskId, Managed>,
+    pub(crate) by_contractor: BTreeSet<(AgentId, TaskId)>,
+    pub(crate) waiting: BTreeSet<(Reverse<i64>, TaskId)>,
+    pub(crate) reputation: BTreeMap<AgentId, crate::score::Reputation>,
+    pub(crate) incarnations: BTreeMap<AgentId, u64>,
+    // Contractor side.
+    pub(crate) contracts: BTreeMap<TaskId, Contract>,
+    pub(crate) by_manager: BTreeSet<(AgentId, TaskId)>,
+    pub(crate) run_queue: BTreeSet<(Reverse<i64>, u64, TaskId)>,
+    pub(crate) running: u32,
+    pub(crate) heartbeats: BTreeSet<AgentId>,
+    /// Subtasks (managed here) of contracts (held here): (parent, child).
+    pub(crate) children: BTreeSet<(TaskId, TaskId)>,
+    // Shared.
+    pub(crate) timers: BTreeSet<(Micros, Timer)>,
+    pub(crate) out: Vec<Effect>,
+    pub(crate) counters: Counters,
+    pub(crate) seq: u64,
+    pub(crate) to_restore: Vec<TaskRecord>,
+}
+
+impl Engine {
+    /// A fresh engine for agent `id`. Agents with a `profile` take work; all can manage.
+    pub fn new(
+        id: AgentId,
+        config: Arc<EngineConfig>,
+        profile: Option<ContractorProfile>,
+        seed: u64,
+    ) -> Self {
+        Self {
+            id,
+            cfg: config,
+            profile,
+            rng: DetRng::new(seed),
+            incarnation: 1,
+            now: 0,
+            root_lineage: Arc::from(vec![id]),
+            index: CapabilityIndex::default(),
+            tasks: BTreeMap::new(),
+            by_contractor: BTreeSet::new(),
+            waiting: BTreeSet::new(),
+            reputation: BTreeMap::new(),
+            incarnations: BTreeMap::new(),
+            contracts: BTreeMap::new(),
+            by_manager: BTreeSet::new(),
+            run_queue: BTreeSet::new(),
+            running: 0,
+            heartbeats: BTreeSet::new(),
+            children: BTreeSet::new(),
+            timers: BTreeSet::new(),
+            out: Vec::new(),
+            counters: Counters::default(),
+            seq: 0,
+            to_restore: Vec::new(),
+        }
+    }
+
+    /// An engine rebuilt from the records it persisted. `incarnation` must be higher than
+    /// the previous run's, so that heartbeats tell managers that contracts were forgotten.
+    /// Call [`Engine::resume`] once before anything else.
+    pub fn restore(
+        id: AgentId,
+        config: Arc<EngineConfig>,
+        profile: Option<ContractorProfile>,
+        seed: u64,
+        incarnation: u64,
+        records: Vec<TaskRecord>,
+    ) -> Self {
+        let mut engine = Self::new(id, config, profile, seed);
+        engine.incarnation = incarnation;
+        engine.to_restore = records;
+        engine
+    }
+
+    /// Continues the tasks given to [`Engine::restore`]: re-announces unplaced ones, gives
+    /// running contracts a fresh lease, and cancels subtasks whose parent contract was lost.
+    pub fn resume(&mut self, now: Micros) -> std::vec::Drain<'_, Effect> {
+        self.now = now;
+        let records = std::mem::take(&mut self.to_restore);
+        self.adopt(records);
+        self.out.drain(..)
+    }
+
+    /// This agent's id.
+    pub fn id(&self) -> AgentId {
+        self.id
+    }
+
+    /// This run's incarnation (1 for a fresh engine).
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// What the engine has done so far.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The contractor profile, if this agent takes work.
+    pub fn profile(&self) -> Option<&ContractorProfile> {
+        self.profile.as_ref()
+    }
+
+    /// The earliest time at which [`Engine::handle_timeout`] has something to do.
+    pub fn poll_timeout(&self) -> Option<Micros> {
+        self.timers.first().map(|(at, _)| *at)
+    }
+
+    /// Tasks managed here that have not ended.
+    pub fn live_tasks(&self) -> usize {
+        self.tasks.values().filter(|m| !m.rec.state.is_terminal()).count()
+    }
+
+    /// Contracts held here (contractor side).
+    pub fn held_contracts(&self) -> usize {
+        self.contracts.len()
+    }
+
+    /// The record of a task managed here.
+    pub fn task(&self, id: &TaskId) -> Option<&TaskRecord> {
+        self.tasks.get(id).map(|m| &m.rec)
+    }
+
+    /// Every task managed here, in id order.
+    pub fn tasks(&self) -> impl Iterator<Item = &TaskRecord> {
+        self.tasks.values().map(|m| &m.rec)
+    }
+
+    /// The contracts held here: task, manager, epoch, and whether execution started.
+    pub fn contracts(&self) -> impl Iterator<Item = (TaskId, AgentId, u32, bool)> + '_ {
+        self.contracts.values().map(|c| (c.task, c.manager, c.thread.epoch, c.started()))
+    }
+
+    /// Handles one input at time `now` and returns the effects to apply, in order.
+    pub fn handle(&mut self, now: Micros, input: Input) -> std::vec::Drain<'_, Effect> {
+        self.now = self.now.max(now);
+        match input {
+            Input::Submit(submit) => self.submit(submit),
+            Input::Message(msg) => self.on_message(msg),
+            Input::ExecutionFinished { task, epoch, outcome } => {
+                self.execution_finished(task, epoch, outcome)
+            }
+            Input::ExecutionProgress { task, epoch, fraction } => {
+                self.execution_progress(task, epoch, fraction)
+            }
+            Input::BidDecided { cfp, decision } => self.bid_decided(&cfp, decision),
+            Input::Decommit { task, reason } => self.decommit(task, reason),
+            Input::Cancel { task, reason } => self.cancel(task, reason),
+            Input::Verdict { task, epoch, accepted, reason } => self.verdict(task, epoch, accepted, reason),
+            Input::Persisted(_) => {}
+            Input::PersistRefused(token) => self.let_go(&[token.task]),
+            Input::AgentArrived(card) => self.agent_arrived(card),
+            Input::AgentLeft { agent, code } => self.agent_left(agent, code),
+            Input::PartitionGranted { partition: _, records } => self.adopt(records),
+            Input::PartitionLost { partition } => {
+                let lost: Vec<TaskId> =
+                    self.tasks.values().filter(|m| m.rec.partition == partition).map(|m| m.rec.id).collect();
+                self.let_go(&lost);
+            }
+        }
+        self.out.drain(..)
+    }
+
+    /// Handles every deadline that is due at `now`.
+    pub fn handle_timeout(&mut self, now: Micros) -> std::vec::Drain<'_, Effect> {
+        self.now = self.now.max(now);
+        while let Some(&(at, timer)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            match timer {
+                Timer::BidWindow(task, round) => self.bid_window_closed(task, round),
+                Timer::Lease(task, epoch) => self.lease_check(task, epoch),
+                Timer::Deadline(task) => self.deadline_passed(task),
+                Timer::Retry(task) => self.retry_waiting(task),
+                Timer::Forget(task) => self.forget(task),
+                Timer::Heartbeat(manager) => self.send_heartbeat(manager),
+                Timer::Resend(task, epoch) => self.resend_report(task, epoch),
+            }
+        }
+        self.out.drain(..)
+    }
+
+    fn on_message(&mut self, msg: Arc<Envelope>) {
+        self.counters.messages_received += 1;
+        // Edges check expiry too, but a message can expire while it waits in a queue.
+        if msg.expires_at.saturating_mul(1000) <= self.now {
+            return self.refuse_message(&msg, Code::Expired, "the message expired in a queue");
+        }
+        if msg.aixp.major != Version::V1_0.major {
+            return self.refuse_message(&msg, Code::Incompatible, "unsupported protocol version");
+        }
+        match &msg.body {
+            Body::Cfp(_) => self.on_cfp(msg),
+            Body::Propose(_) | Body::Refuse(_) => self.on_bid(&msg),
+            Body::Accept(_) => self.on_accept(msg),
+            Body::Reject(_) => {}
+            Body::Progress(_) => self.on_progress(&msg),
+            Body::Heartbeat(_) => self.on_heartbeat(&msg),
+            Body::Inform(_) | Body::Failure(_) => self.on_report(&msg),
+            Body::Cancel(_) => self.on_cancel(&msg),
+            Body::Ack(_) => self.on_ack(&msg),
+            Body::Error(_) => self.on_error(&msg),
+        }
+    }
+
+    // ---- helpers shared by both roles ----
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.now / 1000
+    }
+
+    pub(crate) fn timer(&mut self, at: Micros, timer: Timer) {
+        self.timers.insert((at, timer));
+    }
+
+    pub(crate) fn cancel_timer(&mut self, at: Micros, timer: Timer) {
+        self.timers.remove(&(at, timer));
+    }
+
+    pub(crate) fn next_msg_id(&mut self) -> MsgId {
+        let random = self.rng.bytes10();
+        MsgId::new_v7(self.now_ms(), random)
+    }
+
+    /// Sends a message about `thread` and returns its id.
+    pub(crate) fn send(
+        &mut self,
+        to: Recipient,
+        thread: &Thread,
+        body: Body,
+        in_reply_to: Option<MsgId>,
+        reply_by: Option<Micros>,
+        barrier: Option<PersistToken>,
+    ) -> MsgId {
+        let id = self.next_msg_id();
+        let msg = Envelope {
+            aixp: Version::V1_0,
+            id,
+            body,
+            from: self.id,
+            to,
+            conversation: thread.conversation,
+            epoch: thread.epoch,
+            in_reply_to,
+            reply_by: reply_by.map(|t| t / 1000),
+            expires_at: (self.now + self.cfg.message_ttl) / 1000,
+            hops: thread.hops,
+            max_hops: thread.max_hops,
+            lineage: thread.lineage.clone(),
+            nonce: None,
+            sig: None,
+        };
+        self.counters.messages_sent += 1;
+        self.out.push(Effect::Send { msg: Arc::new(msg), barrier });
+        id
+    }
+
+    /// Answers `msg` with a message of the same conversation.
+    pub(crate) fn reply(&mut self, msg: &Envelope, body: Body) {
+        let thread = Thread::of(msg);
+        self.send(Recipient::Agent(msg.from), &thread, body, Some(msg.id), None, None);
+    }
+
+    pub(crate) fn refuse_message(&mut self, msg: &Envelope, code: Code, reason: &str) {
+        if code == Code::StaleEpoch {
+            self.counters.stale_epoch += 1;
+        } else {
+            self.counters.refused_messages += 1;
+        }
+        self.out.push(Effect::Refused {
+            about: Refused::Message { id: msg.id, from: msg.from },
+            code,
+            reason: reason.to_owned(),
+        });
+    }
+
+    pub(crate) fn refuse_command(&mut self, task: Option<TaskId>, code: Code, reason: impl Into<String>) {
+        self.counters.refused_commands += 1;
+        self.out.push(Effect::Refused { about: Refused::Command { task }, code, reason: reason.into() });
+    }
+
+    pub(crate) fn emit(&mut self, task: TaskId, kind: EventKind) {
+        if !self.cfg.events {
+            return;
+        }
+        let Some(m) = self.tasks.get_mut(&task) else { return };
+        m.events += 1;
+        self.out.push(Effect::Emit(Event { id: (task, m.events), at: self.now, kind }));
+    }
+
+    pub(crate) fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+}

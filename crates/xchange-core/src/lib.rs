@@ -1,0 +1,40 @@
+//! The contract-net engine of Xchange, sans-IO.
+//!
+//! One [`Engine`] is one agent, manager and contractor at once. The host feeds it
+//! [`Input`]s with the current time (`handle(now, input)`), calls
+//! `handle_timeout(now)` when [`Engine::poll_timeout`] is due, and applies the returned
+//! [`Effect`]s in order: send a message, persist a task record (with a barrier that holds
+//! the sends revealing it until it is committed), emit an [`Event`], start or abort an
+//! execution, verify a result. The tokio runtime, the simulator and the tests all drive
+//! this same engine.
+//!
+//! Layout: `engine.rs` (state, dispatch, timers), `manager.rs` (announce, award, leases,
+//! assessment, resolution, budgets, restore), `contractor.rs` (bids, contracts, execution
+//! queue, heartbeats, hand-back), `score.rs` (award score), `index.rs` (capability index
+//! with O(1) sampling), `io.rs` (inputs, effects, events, records), `config.rs`,
+//! `counters.rs`, `rng.rs`.
+//!
+//! Must not depend on tokio, a clock, OS randomness or any I/O crate, and must not iterate
+//! a hash map (`clippy.toml` forbids `Instant::now`, `SystemTime::now`, `HashMap`,
+//! `HashSet`; CI checks `cargo tree`). Time is unix microseconds ([`Micros`]), passed in.
+
+mod config;
+mod contractor;
+mod counters;
+mod engine;
+mod index;
+mod io;
+mod manager;
+mod rng;
+mod score;
+
+/// Unix time in microseconds: the engine's only notion of time, always passed in.
+pub type Micros = u64;
+
+pub use config::{AgentCard, Announce, ContractorProfile, EngineConfig, ScoreWeights};
+pub use counters::Counters;
+pub use engine::Engine;
+pub use io::{
+    BidTerms, Effect, Event, EventKind, ExecOutcome, Input, PersistToken, Refused, Submit, TaskRecord,
+};
+pub use rng::DetRng;

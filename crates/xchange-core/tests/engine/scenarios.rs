@@ -1,0 +1,374 @@
+//! Scripted scenarios: one behaviour each, with exact expectations.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use xchange_core::{Announce, Effect, EngineConfig, EventKind, Input, Submit};
+use xchange_protocol::{
+    AgentId, Body, Budget, Code, ContractRef, Envelope, HeartbeatBody, InformBody, Recipient, TaskState,
+    Version,
+};
+
+use crate::world::{Behaviour, World, fast_config, profile};
+
+const QUICK: Behaviour = Behaviour { exec_time: 1_000, fail_rate: 0.0 };
+const SECOND: u64 = 1_000_000;
+
+fn world_with(cfg: EngineConfig, contractors: u64, behaviour: Behaviour) -> (World, AgentId) {
+    let mut w = World::new(cfg, 42);
+    for i in 0..contractors {
+        w.add_contractor(i, profile("echo", 2), behaviour);
+    }
+    let m = w.add_manager(0);
+    (w, m)
+}
+
+fn outcome(w: &World, task: xchange_protocol::TaskId) -> (TaskState, Code) {
+    let f = w.finished();
+    let list = f.get(&task).expect("task finished");
+    assert_eq!(list.len(), 1, "exactly one terminal state: {list:?}");
+    list[0]
+}
+
+#[test]
+fn sampled_round_completes_with_eight_messages() {
+    let (mut w, m) = world_with(fast_config(), 5, QUICK);
+    let t = w.submit(m, Submit::new(World::spec("echo"))).unwrap();
+    w.run_until(w.now + 10 * SECOND);
+    assert_eq!(outcome(&w, t), (TaskState::Completed, Code::Processed));
+    // cfp x2, propose x2, accept, reject, inform, ack
+    assert_eq!(w.delivered, 8);
+    assert_eq!(w.counter(|c| c.contracts), 1);
+    w.check().unwrap();
+}
+
+#[test]
+fn broadcast_round_costs_three_n_plus_two_deliveries() {
+    let cfg = EngineConfig { announce: Announce::Broadcast, ..fast_config() };
+    let (mut w, m) = world_with(cfg, 4, QUICK);
+    let t = w.submit(m, Submit::new(World::spec("echo"))).unwrap();
+    w.run_until(w.now + 10 * SECOND);
+    assert_eq!(outcome(&w, t).0, TaskState::Completed);
+    assert_eq!(w.delivered, 3 * 4 + 2);
+    w.check().unwrap();
+}
+
+#[test]
+fn directed_award_skips_the_call_for_proposals() {
+    let (mut w, m) = world_with(fast_config(), 3, QUICK);
+    let target = AgentId::from_index(2, 1);
+    let t = w.submit(m, Submit { contractor: Some(target), ..Submit::new(World::spec("echo")) }).unwrap();
+    w.run_until(w.now + 10 * SECOND);
+    assert_eq!(outcome(&w, t).0, TaskState::Completed);
+    assert_eq!(w.executions.len(), 1);
+    assert_eq!(w.executions[0].0, target);
+    assert_eq!(w.delivered, 3, "accept, inform, ack");
+}
+
+#[test]
+fn a_crashed_contractor_loses_its_lease_and_the_task_moves_without_using_a_retry() {
+    let slow = Behaviour { exec_time: 200_000, fail_rate: 0.0 };
+    let (mut w, m) = world_with(fast_config(), 3, slow);
+    let t = w.submit(m, Submit::new(World::spec("echo"))).unwrap();
+    w.run_until(w.now + 20_000);
+    let holder = w.executions.first().expect("started").0;
+    w.kill(holder);
+    w.run_until(w.now + 10 * SECOND);
+    assert_eq!(outcome(&w, t).0, TaskState::Completed);
+    assert!(w.counter(|c| c.lease_expiries) >= 1);
+    assert!(w.counter(|c| c.reassignments) >= 1);
+    assert_eq!(w.counter(|c| c.retries), 0, "a fault is not a retry");
+    let rec = w.engines[&m].task(&t).unwrap();
+    assert_eq!(rec.retries, 0);
+    assert_ne!(rec.contractor, Some(holder));
+    w.check().unwrap();
+}
+
+#[test]
+fn failing_executions_stop_at_the_retry_limit() {
+    let failing = Behaviour { exec_time: 1_000, fail_rate: 1.0 };
+    let (mut w, m) = world_with(fast_config(), 4, failing);
+    let mut spec = World::spec("echo");
+    spec.retry_limit = 2;
+    let t = w.submit(m, Submit::new(spec)).unwrap();
+    w.run_until(w.now + 10 * SECOND);
+    assert_eq!(outcome(&w, t), (TaskState::Failed, Code::RetryLimit));
+    assert_eq!(w.executions.len(), 3, "one execution and two retries");
+    w.check().unwrap();
+}
+
+#[test]
+fn a_rejected_result_is_retried_elsewhere_and_counts_as_a_retry() {
+    let (mut w, m) = world_with(fast_config(), 3, QUICK);
+    w.reject_rate = 1.0;
+    let mut spec = World::spec("echo");
+    spec.output_schema = Some(json!({"type": "object"}));
+    spec.retry_limit = 1;
+    let t = w.submit(m, Submit::new(spec)).unwrap();
+    w.run_until(w.now + 10 * SECOND);
+    assert_eq!(outcome(&w, t), (TaskState::Failed, Code::RetryLimit));
+    assert_eq!(w.counter(|c| c.rejected_results), 2);
+    assert_ne!(w.executions[0].0, w.executions[1].0, "a rejected result moves to another contractor");
+}
+
+#[test]
+fn an_exhausted_budget_ends_the_task_with_its_own_code() {
+    let slow = Behaviour { exec_time: 10 * SECOND, fail_rate: 0.0 };
+    let (mut w, m) = world_with(fast_config(), 3, slow);
+    let budget = Budget { retries: 1, ..fast_config().default_budget };
+    let t = w.submit(m, Submit { budget: Some(budget), ..Submit::new(World::spec("echo")) }).unwrap();
+    // Kill whoever holds the contract until the budget gives out.
+    for _ in 0..50 {
+        w.run_until(w.now + 20_000);
+        if let Some(holder) = w.engines[&m].task(&t).and_then(|r| r.contractor) {
+            w.kill(holder);
+        }
+    }
+    assert_eq!(outcome(&w, t), (TaskState::Failed, Code::BudgetExhausted));
+    w.check().unwrap();
+}
+
+#[test]
+fn a_contractor_subcontracts_and_the_subtask_result_comes_back() {
+    let mut w = World::new(fast_config(), 7);
+    let coordinator = w.add_contractor(0, profile("doc", 1), Behaviour { exec_time: 50_000, fail_rate: 0.0 });
+    w.add_contractor(1, profile("para", 2), QUICK);
+    w.add_contractor(2, profile("para", 2), QUICK);
+    w.managers.insert(coordinator);
+    for (id, p) in w.profiles.clone() {
+        w.input(coordinator, Input::AgentArrived(xchange_core::AgentCard::from_profile(id, &p)));
+    }
+    let m = w.add_manager(0);
+    let root = w.submit(m, Submit::new(World::spec("doc"))).unwrap();
+    w.run_until(w.now + 10_000);
+    assert_eq!(w.executions.len(), 1, "the coordinator is executing");
+    let sub = w.submit(coordinator, Submit::new(World::spec("para")).under(root)).unwrap();
+    let rec = w.engines[&coordinator].task(&sub).unwrap().clone();
+    assert_eq!(rec.hops, 2);
+    assert_eq!(rec.lineage.len(), 2);
+    assert_eq!(rec.lineage[1], coordinator);
+    w.run_until(w.now + 10 * SECOND);
+    assert_eq!(outcome(&w, sub).0, TaskState::Completed);
+    assert_eq!(outcome(&w, root).0, TaskState::Completed);
+    assert_eq!(w.counter(|c| c.subcontracts), 1);
+    w.check().unwrap();
+}
+
+#[test]
+fn subtasks_past_the_hop_limit_or_the_budget_are_refused() {
+    let cfg = EngineConfig { max_hops: 1, ..fast_config() };
+    let mut w = World::new(cfg, 7);
+    let coordinator = w.add_contractor(0, profile("doc", 1), Behaviour { exec_time: 50_000, fail_rate: 0.0 });
+    let m = w.add_manager(0);
+    let root = w.submit(m, Submit::new(World::spec("doc"))).unwrap();
+    w.run_until(w.now + 10_000);
+    assert!(w.submit(coordinator, Submit::new(World::spec("para")).under(root)).is_none());
+    assert_eq!(w.refused.last().unwrap().1, Code::HopLimit);
+    // A parent the coordinator does not hold.
+    assert!(
+        w.submit(coordinator, Submit::new(World::spec("para")).under(xchange_protocol::TaskId::NIL))
+            .is_none()
+    );
+    assert_eq!(w.refused.last().unwrap().1, Code::NotFound);
+}
+
+#[test]
+fn cancelling_a_root_cancels_its_subcontracts() {
+    let mut w = World::new(fast_config(), 9);
+    let coordinator =
+        w.add_contractor(0, profile("doc", 1), Behaviour { exec_time: 10 * SECOND, fail_rate: 0.0 });
+    let worker =
+        w.add_contractor(1, profile("para", 1), Behaviour { exec_time: 10 * SECOND, fail_rate: 0.0 });
+    w.managers.insert(coordinator);
+    for (id, p) in w.profiles.clone() {
+        w.input(coordinator, Input::AgentArrived(xchange_core::AgentCard::from_profile(id, &p)));
+    }
+    let m = w.add_manager(0);
+    let root = w.submit(m, Submit::new(World::spec("doc"))).unwrap();
+    w.run_until(w.now + 10_000);
+    let sub = w.submit(coordinator, Submit::new(World::spec("para")).under(root)).unwrap();
+    w.run_until(w.now + 20_000);
+    assert_eq!(w.engines[&worker].held_contracts(), 1);
+    w.input(m, Input::Cancel { task: root, reason: "user asked".into() });
+    w.run_until(w.now + SECOND);
+    assert_eq!(outcome(&w, root).0, TaskState::Cancelled);
+    assert_eq!(outcome(&w, sub).0, TaskState::Cancelled);
+    assert_eq!(w.engines[&worker].held_contracts(), 0);
+    assert_eq!(w.engines[&coordinator].held_contracts(), 0);
+}
+
+#[test]
+fn urgent_work_is_announced_first_when_agents_are_scarce() {
+    let mut w = World::new(fast_config(), 3);
+    let m = w.add_manager(0);
+    let mut low = World::spec("echo");
+    low.priority = 1;
+    let mut high = World::spec("echo");
+    high.priority = 90;
+    let lo = w.submit(m, Submit::new(low)).unwrap();
+    let hi = w.submit(m, Submit::new(high)).unwrap();
+    w.run_until(w.now + 5_000);
+    w.add_contractor(0, profile("echo", 1), Behaviour { exec_time: 100_000, fail_rate: 0.0 });
+    w.run_until(w.now + 10 * SECOND);
+    assert_eq!(w.executions[0].1, hi);
+    assert_eq!(w.executions[1].1, lo);
+}
+
+#[test]
+fn a_manager_restored_from_its_records_finishes_its_tasks() {
+    let slow = Behaviour { exec_time: 100_000, fail_rate: 0.0 };
+    let (mut w, m) = world_with(fast_config(), 3, slow);
+    let t = w.submit(m, Submit::new(World::spec("echo"))).unwrap();
+    w.run_until(w.now + 20_000);
+    assert!(matches!(w.engines[&m].task(&t).unwrap().state, TaskState::Awarded | TaskState::Running));
+    w.kill(m);
+    w.run_until(w.now + 30_000);
+    w.revive(m);
+    w.run_until(w.now + 10 * SECOND);
+    assert_eq!(outcome(&w, t).0, TaskState::Completed);
+    w.check().unwrap();
+}
+
+#[test]
+fn a_hand_back_moves_the_task_at_no_retry_cost() {
+    let slow = Behaviour { exec_time: 100_000, fail_rate: 0.0 };
+    let (mut w, m) = world_with(fast_config(), 3, slow);
+    let t = w.submit(m, Submit::new(World::spec("echo"))).unwrap();
+    w.run_until(w.now + 20_000);
+    let holder = w.executions[0].0;
+    w.input(holder, Input::Decommit { task: t, reason: "changed my mind".into() });
+    w.run_until(w.now + 10 * SECOND);
+    assert_eq!(outcome(&w, t).0, TaskState::Completed);
+    assert_eq!(w.engines[&m].task(&t).unwrap().retries, 0);
+    assert_ne!(w.executions.last().unwrap().0, holder);
+}
+
+fn forged(
+    from: AgentId,
+    to: AgentId,
+    body: Body,
+    w: &World,
+    task: xchange_protocol::TaskId,
+    epoch: u32,
+) -> Arc<Envelope> {
+    Arc::new(Envelope {
+        aixp: Version::V1_0,
+        id: xchange_protocol::MsgId::new_v7(w.now / 1000, [7; 10]),
+        body,
+        from,
+        to: Recipient::Agent(to),
+        conversation: Some(task),
+        epoch,
+        in_reply_to: None,
+        reply_by: None,
+        expires_at: w.now / 1000 + 60_000,
+        hops: 1,
+        max_hops: 8,
+        lineage: Arc::from(vec![to]),
+        nonce: None,
+        sig: None,
+    })
+}
+
+#[test]
+fn stale_expired_and_looping_messages_are_refused_and_change_nothing() {
+    let slow = Behaviour { exec_time: 100_000, fail_rate: 0.0 };
+    let (mut w, m) = world_with(fast_config(), 3, slow);
+    let t = w.submit(m, Submit::new(World::spec("echo"))).unwrap();
+    w.run_until(w.now + 20_000);
+    let rec = w.engines[&m].task(&t).unwrap().clone();
+    let holder = rec.contractor.unwrap();
+    let before = format!("{:?}", w.engines[&m].task(&t));
+
+    // A report from an older epoch.
+    let inform = Body::Inform(InformBody { result: Arc::new(json!(1)), spent: Budget::ZERO });
+    let stale = forged(holder, m, inform.clone(), &w, t, rec.epoch - 1);
+    let stale_before = w.engines[&m].counters().stale_epoch;
+    let effects: Vec<Effect> = w.engines.get_mut(&m).unwrap().handle(w.now, Input::Message(stale)).collect();
+    assert!(effects.iter().any(|e| matches!(e, Effect::Refused { code: Code::StaleEpoch, .. })));
+    assert_eq!(w.engines[&m].counters().stale_epoch, stale_before + 1);
+
+    // A report from someone who holds no contract.
+    let stranger = AgentId::from_index(9, 9);
+    let forged_report = forged(stranger, m, inform.clone(), &w, t, rec.epoch);
+    let effects: Vec<Effect> =
+        w.engines.get_mut(&m).unwrap().handle(w.now, Input::Message(forged_report)).collect();
+    assert!(effects.iter().any(|e| matches!(e, Effect::Refused { code: Code::StaleEpoch, .. })));
+
+    // An expired one.
+    let mut expired = (*forged(holder, m, inform, &w, t, rec.epoch)).clone();
+    expired.expires_at = w.now / 1000 - 1;
+    let effects: Vec<Effect> =
+        w.engines.get_mut(&m).unwrap().handle(w.now, Input::Message(Arc::new(expired))).collect();
+    assert!(effects.iter().any(|e| matches!(e, Effect::Refused { code: Code::Expired, .. })));
+    assert_eq!(before, format!("{:?}", w.engines[&m].task(&t)), "refused messages change nothing");
+
+    // A heartbeat from an older incarnation.
+    let hb = Body::Heartbeat(HeartbeatBody {
+        incarnation: 0,
+        contracts: vec![ContractRef { task: t, epoch: rec.epoch, started: true }],
+    });
+    let hb_msg = forged(holder, m, hb, &w, t, 0);
+    let effects: Vec<Effect> = w.engines.get_mut(&m).unwrap().handle(w.now, Input::Message(hb_msg)).collect();
+    assert!(effects.iter().any(|e| matches!(e, Effect::Refused { code: Code::StaleEpoch, .. })));
+
+    // A call for proposals whose lineage already contains the contractor: a loop.
+    let contractor = AgentId::from_index(2, 0);
+    let held_before = w.engines[&contractor].held_contracts();
+    let cfp =
+        Body::Cfp(xchange_protocol::CfpBody { task: Arc::new(World::spec("echo")), budget: Budget::ZERO });
+    let mut looping = (*forged(m, contractor, cfp, &w, t, 0)).clone();
+    looping.lineage = Arc::from(vec![m, contractor]);
+    looping.hops = 2;
+    let effects: Vec<Effect> =
+        w.engines.get_mut(&contractor).unwrap().handle(w.now, Input::Message(Arc::new(looping))).collect();
+    let refusal = effects.iter().find_map(|e| match e {
+        Effect::Send { msg, .. } => match &msg.body {
+            Body::Refuse(r) => Some(r.code),
+            _ => None,
+        },
+        _ => None,
+    });
+    assert_eq!(refusal, Some(Code::LoopDetected));
+    assert_eq!(w.engines[&contractor].held_contracts(), held_before);
+    w.check().unwrap();
+}
+
+#[test]
+fn invalid_submissions_are_refused_with_their_code() {
+    let (mut w, m) = world_with(fast_config(), 1, QUICK);
+    let mut bad = World::spec("echo");
+    bad.capability = "has space".into();
+    assert!(w.submit(m, Submit::new(bad)).is_none());
+    assert_eq!(w.refused.last().unwrap().1, Code::SchemaInvalid);
+    let mut late = World::spec("echo");
+    late.deadline = Some(w.now / 1000 - 5);
+    assert!(w.submit(m, Submit::new(late)).is_none());
+    assert_eq!(w.refused.last().unwrap().1, Code::DeadlineExceeded);
+    let t = w.submit(m, Submit::new(World::spec("echo"))).unwrap();
+    assert!(w.submit(m, Submit { task: Some(t), ..Submit::new(World::spec("echo")) }).is_none());
+    assert_eq!(w.refused.last().unwrap().1, Code::Conflict);
+    w.input(m, Input::Cancel { task: xchange_protocol::TaskId::NIL, reason: String::new() });
+    assert_eq!(w.refused.last().unwrap().1, Code::NotFound);
+}
+
+#[test]
+fn a_deadline_expires_the_task() {
+    let slow = Behaviour { exec_time: 10 * SECOND, fail_rate: 0.0 };
+    let (mut w, m) = world_with(fast_config(), 2, slow);
+    let mut spec = World::spec("echo");
+    spec.deadline = Some(w.now / 1000 + 100);
+    let t = w.submit(m, Submit::new(spec)).unwrap();
+    w.run_until(w.now + SECOND);
+    assert_eq!(outcome(&w, t), (TaskState::Expired, Code::DeadlineExceeded));
+}
+
+#[test]
+fn no_eligible_contractor_fails_after_the_timeout() {
+    let mut w = World::new(fast_config(), 1);
+    let m = w.add_manager(0);
+    let t = w.submit(m, Submit::new(World::spec("nobody-does-this"))).unwrap();
+    w.run_until(w.now + 5 * SECOND);
+    assert_eq!(outcome(&w, t), (TaskState::Failed, Code::NoEligibleContractor));
+    let _ = EventKind::Started { epoch: 0 };
+}
