@@ -25,6 +25,8 @@ mod engine;
 mod index;
 mod io;
 mod manager;
+mod membership;
+mod resolution;
 mod rng;
 mod score;
 

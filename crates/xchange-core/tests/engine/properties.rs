@@ -19,6 +19,7 @@ struct Scenario {
     reject_rate: f64,
     crashes: Vec<(u64, u64, u64)>,
     manager_crash: Option<(u64, u64)>,
+    tamper: f64,
 }
 
 fn scenario() -> impl Strategy<Value = Scenario> {
@@ -33,6 +34,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         prop_oneof![Just(0.0), 0.0..0.5],
         proptest::collection::vec((0u64..6, 0u64..400_000, 10_000u64..500_000), 0..4),
         proptest::option::of((0u64..300_000, 1_000u64..200_000)),
+        prop_oneof![Just(0.0), 0.0..0.15],
     )
         .prop_map(
             |(
@@ -46,6 +48,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                 reject_rate,
                 crashes,
                 manager_crash,
+                tamper,
             )| {
                 Scenario {
                     seed,
@@ -58,6 +61,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                     reject_rate,
                     crashes,
                     manager_crash,
+                    tamper,
                 }
             },
         )
@@ -72,6 +76,8 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
     w.loss = s.loss;
     w.duplicate = s.duplicate;
     w.reject_rate = s.reject_rate;
+    w.through_edge = true;
+    w.tamper = s.tamper;
     let behaviour = Behaviour { exec_time: 20_000, fail_rate: s.fail_rate };
     let mut contractors = Vec::new();
     for i in 0..s.contractors {
@@ -129,6 +135,9 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
             w.counter(|c| c.completed),
             w.counter(|c| c.failed)
         );
+    }
+    for (expected, actual) in &w.tampered {
+        prop_assert_eq!(Some(*expected), *actual, "a tampered message must be refused with its own code");
     }
     let finished = w.finished();
     for t in &tasks {

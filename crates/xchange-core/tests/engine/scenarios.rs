@@ -56,7 +56,7 @@ fn broadcast_round_costs_three_n_plus_two_deliveries() {
 #[test]
 fn directed_award_skips_the_call_for_proposals() {
     let (mut w, m) = world_with(fast_config(), 3, QUICK);
-    let target = AgentId::from_index(2, 1);
+    let target = World::agent_id(2, 1);
     let t = w.submit(m, Submit { contractor: Some(target), ..Submit::new(World::spec("echo")) }).unwrap();
     w.run_until(w.now + 10 * SECOND);
     assert_eq!(outcome(&w, t).0, TaskState::Completed);
@@ -313,7 +313,7 @@ fn stale_expired_and_looping_messages_are_refused_and_change_nothing() {
     assert!(effects.iter().any(|e| matches!(e, Effect::Refused { code: Code::StaleEpoch, .. })));
 
     // A call for proposals whose lineage already contains the contractor: a loop.
-    let contractor = AgentId::from_index(2, 0);
+    let contractor = World::agent_id(2, 0);
     let held_before = w.engines[&contractor].held_contracts();
     let cfp =
         Body::Cfp(xchange_protocol::CfpBody { task: Arc::new(World::spec("echo")), budget: Budget::ZERO });

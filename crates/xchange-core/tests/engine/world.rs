@@ -11,7 +11,9 @@ use xchange_core::{
     AgentCard, ContractorProfile, DetRng, Effect, Engine, EngineConfig, Event, EventKind, ExecOutcome, Input,
     Micros, Submit, TaskRecord,
 };
-use xchange_protocol::{AgentId, Envelope, Recipient, TaskId, TaskSpec, TaskState};
+use xchange_protocol::{
+    AgentId, AgentKey, Code, EdgeLimits, Envelope, Nonce, Recipient, TaskId, TaskSpec, TaskState,
+};
 
 /// How a simulated contractor behaves.
 #[derive(Debug, Clone, Copy)]
@@ -41,7 +43,7 @@ pub(crate) struct World {
     pub(crate) dead: BTreeSet<AgentId>,
     pub(crate) store: BTreeMap<AgentId, BTreeMap<TaskId, TaskRecord>>,
     pub(crate) events: Vec<(AgentId, Event)>,
-    pub(crate) refused: Vec<(AgentId, xchange_protocol::Code)>,
+    pub(crate) refused: Vec<(AgentId, Code)>,
     /// (agent, task, epoch) of every execution started: the side ledger.
     pub(crate) executions: Vec<(AgentId, TaskId, u32)>,
     pub(crate) delivered: u64,
@@ -50,6 +52,14 @@ pub(crate) struct World {
     pub(crate) duplicate: f64,
     pub(crate) delay: (Micros, Micros),
     pub(crate) reject_rate: f64,
+    /// Probability that a message is tampered with on the wire (it must then be refused at
+    /// the edge with the code the tampering calls for).
+    pub(crate) tamper: f64,
+    /// Messages go through the edge: signed, encoded, decoded and checked.
+    pub(crate) through_edge: bool,
+    /// (expected, actual) codes of tampered messages.
+    pub(crate) tampered: Vec<(Code, Option<Code>)>,
+    keys: BTreeMap<AgentId, AgentKey>,
     queue: BinaryHeap<Reverse<(Micros, u64, Happening)>>,
     messages: BTreeMap<u64, Arc<Envelope>>,
     seq: u64,
@@ -76,6 +86,10 @@ impl World {
             duplicate: 0.0,
             delay: (100, 1_000),
             reject_rate: 0.0,
+            tamper: 0.0,
+            through_edge: false,
+            tampered: Vec::new(),
+            keys: BTreeMap::new(),
             queue: BinaryHeap::new(),
             messages: BTreeMap::new(),
             seq: 0,
@@ -87,8 +101,20 @@ impl World {
         p > 0.0 && (self.rng.next_u64() as f64 / u64::MAX as f64) < p
     }
 
+    /// The id of agent `n` of a kind (1: managers, 2: contractors): a real Ed25519 key.
+    pub(crate) fn agent_id(kind: u8, n: u64) -> AgentId {
+        Self::key(kind, n).id()
+    }
+
+    fn key(kind: u8, n: u64) -> AgentKey {
+        let mut seed = [kind; 32];
+        seed[..8].copy_from_slice(&n.to_le_bytes());
+        AgentKey::from_seed(seed)
+    }
+
     pub(crate) fn add_manager(&mut self, n: u64) -> AgentId {
-        let id = AgentId::from_index(1, n);
+        let id = Self::agent_id(1, n);
+        self.keys.insert(id, Self::key(1, n));
         let engine = Engine::new(id, self.cfg.clone(), None, 1000 + n);
         self.engines.insert(id, engine);
         self.managers.insert(id);
@@ -104,7 +130,8 @@ impl World {
         profile: ContractorProfile,
         behaviour: Behaviour,
     ) -> AgentId {
-        let id = AgentId::from_index(2, n);
+        let id = Self::agent_id(2, n);
+        self.keys.insert(id, Self::key(2, n));
         let engine = Engine::new(id, self.cfg.clone(), Some(profile.clone()), 2000 + n);
         self.engines.insert(id, engine);
         self.profiles.insert(id, profile.clone());
@@ -146,6 +173,15 @@ impl World {
         if self.chance(self.loss) {
             return;
         }
+        let msg = if self.through_edge {
+            match self.cross_edge(to, msg) {
+                Some(m) => m,
+                None => return,
+            }
+        } else {
+            msg.clone()
+        };
+        let msg = &msg;
         let copies = if self.chance(self.duplicate) { 2 } else { 1 };
         for _ in 0..copies {
             let (lo, hi) = self.delay;
@@ -198,6 +234,79 @@ impl World {
         }
     }
 
+    /// Signs (when the kind must be signed), encodes, maybe tampers, and decodes through the
+    /// edge checks, as a real transport would. A tampered message must be refused.
+    fn cross_edge(&mut self, to: AgentId, msg: &Envelope) -> Option<Arc<Envelope>> {
+        let mut env = msg.clone();
+        if env.kind().must_be_signed() {
+            let nonce = Nonce(self.rng.next_u64().to_le_bytes().repeat(2).try_into().expect("16 bytes"));
+            self.keys[&env.from].sign(&mut env, nonce);
+        }
+        let now_ms = self.now / 1000;
+        let mut value = serde_json::to_value(&env).expect("envelope serializes");
+        let expected =
+            if self.chance(self.tamper) { Some(self.tamper_with(&mut value, &env, to)) } else { None };
+        let bytes = match expected {
+            Some(Code::Malformed) => b"{\"aixp\": \"1.0\", oops".to_vec(),
+            _ => serde_json::to_vec(&value).expect("value serializes"),
+        };
+        let limits = EdgeLimits::default();
+        let decoded = xchange_protocol::decode(&bytes, now_ms, Some(to), &limits);
+        match (expected, decoded) {
+            (None, Ok(env)) => Some(Arc::new(env)),
+            (None, Err(refusal)) => panic!("an honest message was refused: {refusal}"),
+            (Some(code), Ok(_)) => {
+                self.tampered.push((code, None));
+                None
+            }
+            (Some(code), Err(refusal)) => {
+                self.tampered.push((code, Some(refusal.code)));
+                None
+            }
+        }
+    }
+
+    fn tamper_with(&mut self, v: &mut serde_json::Value, env: &Envelope, to: AgentId) -> Code {
+        let signed = env.kind().must_be_signed();
+        let loopable = matches!(env.kind(), xchange_protocol::Kind::Cfp | xchange_protocol::Kind::Accept);
+        let task_kind = env.conversation.is_some() && env.hops > 0;
+        loop {
+            match self.rng.below(8) {
+                0 => return Code::Malformed,
+                1 => {
+                    v["aixp"] = serde_json::json!("2.0");
+                    return Code::Incompatible;
+                }
+                2 if task_kind && !signed => {
+                    v["hops"] = serde_json::json!(u64::from(env.max_hops) + 1);
+                    return Code::HopLimit;
+                }
+                3 if loopable && !signed => {
+                    v["lineage"].as_array_mut().expect("lineage").push(serde_json::json!(to.to_string()));
+                    v["hops"] = serde_json::json!(env.lineage.len() + 1);
+                    return Code::LoopDetected;
+                }
+                4 if !signed => {
+                    v["expires_at"] = serde_json::json!(self.now / 1000 - 1);
+                    return Code::Expired;
+                }
+                5 if signed => {
+                    v.as_object_mut().expect("object").remove("sig");
+                    return Code::SignatureMissing;
+                }
+                6 if signed => {
+                    v["epoch"] = serde_json::json!(env.epoch + 7);
+                    return Code::SignatureInvalid;
+                }
+                7 => {
+                    v["kind"] = serde_json::json!("bogus");
+                    return Code::SchemaInvalid;
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Runs until nothing is left to do or `until` is reached.
     pub(crate) fn run_until(&mut self, until: Micros) {
         loop {
@@ -237,7 +346,7 @@ impl World {
                 Happening::ExecDone(agent, task, epoch, failed) => {
                     let outcome = if failed == 1 {
                         ExecOutcome::Failed {
-                            code: xchange_protocol::Code::ExecutionFailed,
+                            code: Code::ExecutionFailed,
                             reason: "simulated failure".into(),
                             retryable: false,
                         }
@@ -286,7 +395,7 @@ impl World {
     }
 
     /// Finished events per task.
-    pub(crate) fn finished(&self) -> BTreeMap<TaskId, Vec<(TaskState, xchange_protocol::Code)>> {
+    pub(crate) fn finished(&self) -> BTreeMap<TaskId, Vec<(TaskState, Code)>> {
         let mut out: BTreeMap<TaskId, Vec<_>> = BTreeMap::new();
         for (_, e) in &self.events {
             if let EventKind::Finished { state, code, .. } = &e.kind {
