@@ -24,14 +24,18 @@ pub struct Submit {
     /// Directed award: give the task to this agent without a call for proposals.
     pub contractor: Option<AgentId>,
     /// The root budget, or for a subtask its slice of the parent's budget (default: the
-    /// configured budget for roots, half of what the parent has left for subtasks).
+    /// configured budget for roots, `1/share` of what the parent has left for subtasks).
     pub budget: Option<Budget>,
+    /// For a subtask without an explicit budget: take `1/share` of what the parent contract
+    /// has left. Submitting n siblings with shares n, n-1, …, 1 splits it evenly; the
+    /// default, 2, leaves half for later subtasks.
+    pub share: u32,
 }
 
 impl Submit {
     /// A root task with default settings.
     pub fn new(spec: TaskSpec) -> Self {
-        Self { task: None, spec: Arc::new(spec), parent: None, contractor: None, budget: None }
+        Self { task: None, spec: Arc::new(spec), parent: None, contractor: None, budget: None, share: 2 }
     }
 
     /// The same submission as a subtask of `parent`.

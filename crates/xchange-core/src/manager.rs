@@ -195,7 +195,7 @@ impl Engine {
                             "the requested budget exceeds what the parent has left",
                         );
                     }
-                    None => after.half(),
+                    None => after.part(s.share),
                 };
                 c.remaining = after.minus(&child);
                 let mut lineage = c.thread.lineage.to_vec();

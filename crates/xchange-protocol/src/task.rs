@@ -144,13 +144,19 @@ impl Budget {
         }
     }
 
-    /// Half of each field, rounded down: the default slice a subtask takes from its parent.
+    /// Half of each field, rounded down.
     pub fn half(&self) -> Self {
+        self.part(2)
+    }
+
+    /// One `n`-th of each field, rounded down (`n` of 0 counts as 1).
+    pub fn part(&self, n: u32) -> Self {
+        let n = n.max(1);
         Self {
-            subtasks: self.subtasks / 2,
-            messages: self.messages / 2,
-            retries: self.retries / 2,
-            price: self.price / 2,
+            subtasks: self.subtasks / n,
+            messages: self.messages / n,
+            retries: self.retries / n,
+            price: self.price / u64::from(n),
         }
     }
 }

@@ -1,0 +1,33 @@
+//! `xchange`: the command-line entry point. Thin: parses flags, wires the crates together,
+//! prints. `demo` shows the whole loop; `bench inproc` measures it.
+
+mod bench;
+mod demo;
+mod stats;
+
+use clap::{Parser, Subcommand};
+
+/// Xchange: an open task exchange for AI agents.
+#[derive(Debug, Parser)]
+#[command(name = "xchange", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the embedded exchange with a society of example agents analysing documents.
+    Demo(demo::DemoArgs),
+    /// Benchmarks that print figures.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::Bench(bench::BenchCommand::Inproc(args)) => bench::inproc(args),
+    }
+}
