@@ -22,7 +22,7 @@ pub(crate) enum ContractState {
     /// Executing.
     Running,
     /// Result reported, waiting for the manager's acknowledgement.
-    Reported { result: Arc<Value>, spent: Budget, since: Micros },
+    Reported { result: Arc<Value>, spent: Budget, since: Micros, resend_at: Micros },
 }
 
 /// A contract held by this engine.
@@ -234,9 +234,11 @@ impl Engine {
         let spent = c.slice.minus(&c.remaining);
         match outcome {
             ExecOutcome::Done(result) => {
-                c.state = ContractState::Reported { result: result.clone(), spent, since: self.now };
+                let resend_at = self.now + self.cfg.report_resend;
+                c.state =
+                    ContractState::Reported { result: result.clone(), spent, since: self.now, resend_at };
                 self.send_to_manager(task, Body::Inform(InformBody { result, spent }));
-                self.timer(self.now + self.cfg.report_resend, Timer::Resend(task, epoch));
+                self.timer(resend_at, Timer::Resend(task, epoch));
             }
             ExecOutcome::Failed { code, reason, retryable } => {
                 self.send_to_manager(
@@ -260,8 +262,8 @@ impl Engine {
     }
 
     pub(crate) fn resend_report(&mut self, task: TaskId, epoch: u32) {
-        let Some(c) = self.contracts.get(&task) else { return };
-        let ContractState::Reported { result, spent, since } = &c.state else { return };
+        let Some(c) = self.contracts.get_mut(&task) else { return };
+        let ContractState::Reported { result, spent, since, resend_at } = &mut c.state else { return };
         if c.thread.epoch != epoch {
             return;
         }
@@ -269,15 +271,19 @@ impl Engine {
             // The manager is gone for longer than any message lives: give up.
             return self.remove_contract(task);
         }
-        let body = Body::Inform(InformBody { result: result.clone(), spent: *spent });
+        *resend_at = self.now + self.cfg.report_resend;
+        let (at, body) = (*resend_at, Body::Inform(InformBody { result: result.clone(), spent: *spent }));
         self.send_to_manager(task, body);
-        self.timer(self.now + self.cfg.report_resend, Timer::Resend(task, epoch));
+        self.timer(at, Timer::Resend(task, epoch));
     }
 
     fn remove_contract(&mut self, task: TaskId) {
         if let Some(c) = self.contracts.remove(&task) {
             self.by_manager.remove(&(c.manager, task));
             self.run_queue.remove(&c.queue_key);
+            if let ContractState::Reported { resend_at, .. } = c.state {
+                self.cancel_timer(resend_at, Timer::Resend(task, c.thread.epoch));
+            }
         }
     }
 

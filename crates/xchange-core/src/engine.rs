@@ -5,7 +5,7 @@
 //! its task becomes the manager of the subtasks in the same engine.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use xchange_protocol::{AgentId, Body, Code, Envelope, Lineage, MsgId, Recipient, TaskId, Version};
@@ -31,8 +31,6 @@ pub(crate) enum Timer {
     Deadline(TaskId),
     /// A waiting task may be announced again.
     Retry(TaskId),
-    /// A finished task can be forgotten.
-    Forget(TaskId),
     /// Time to send a heartbeat to this manager.
     Heartbeat(AgentId),
     /// Resend an unacknowledged result report.
@@ -93,6 +91,9 @@ pub struct Engine {
     pub(crate) children: BTreeSet<(TaskId, TaskId)>,
     // Shared.
     pub(crate) timers: BTreeSet<(Micros, Timer)>,
+    /// Finished tasks to forget, in time order (retention is constant, so a queue suffices
+    /// and the timer set stays small).
+    pub(crate) forget: VecDeque<(Micros, TaskId)>,
     pub(crate) out: Vec<Effect>,
     pub(crate) counters: Counters,
     pub(crate) seq: u64,
@@ -128,6 +129,7 @@ impl Engine {
             heartbeats: BTreeSet::new(),
             children: BTreeSet::new(),
             timers: BTreeSet::new(),
+            forget: VecDeque::new(),
             out: Vec::new(),
             counters: Counters::default(),
             seq: 0,
@@ -183,7 +185,12 @@ impl Engine {
 
     /// The earliest time at which [`Engine::handle_timeout`] has something to do.
     pub fn poll_timeout(&self) -> Option<Micros> {
-        self.timers.first().map(|(at, _)| *at)
+        let timer = self.timers.first().map(|(at, _)| *at);
+        let forget = self.forget.front().map(|(at, _)| *at);
+        match (timer, forget) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Tasks managed here that have not ended.
@@ -244,6 +251,10 @@ impl Engine {
     /// Handles every deadline that is due at `now`.
     pub fn handle_timeout(&mut self, now: Micros) -> std::vec::Drain<'_, Effect> {
         self.now = self.now.max(now);
+        while self.forget.front().is_some_and(|(at, _)| *at <= now) {
+            let (_, task) = self.forget.pop_front().expect("checked");
+            self.forget(task);
+        }
         while let Some(&(at, timer)) = self.timers.first() {
             if at > now {
                 break;
@@ -254,7 +265,6 @@ impl Engine {
                 Timer::Lease(task, epoch) => self.lease_check(task, epoch),
                 Timer::Deadline(task) => self.deadline_passed(task),
                 Timer::Retry(task) => self.retry_waiting(task),
-                Timer::Forget(task) => self.forget(task),
                 Timer::Heartbeat(manager) => self.send_heartbeat(manager),
                 Timer::Resend(task, epoch) => self.resend_report(task, epoch),
             }

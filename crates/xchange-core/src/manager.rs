@@ -45,6 +45,9 @@ pub(crate) struct Managed {
     pub(crate) reply_by: Micros,
     pub(crate) waiting_since: Option<Micros>,
     pub(crate) lease_until: Micros,
+    /// The lease timer armed for this task (at, epoch), so that it can be disarmed when the
+    /// contract ends instead of lingering in the timer set.
+    pub(crate) lease_timer: Option<(Micros, u32)>,
     pub(crate) result: Option<Arc<Value>>,
     pub(crate) unconfirmed: Option<PersistToken>,
     pub(crate) overdraft: u32,
@@ -66,6 +69,7 @@ impl Managed {
             reply_by: 0,
             waiting_since: None,
             lease_until: 0,
+            lease_timer: None,
             result: None,
             unconfirmed: None,
             overdraft: 0,
@@ -535,7 +539,7 @@ impl Engine {
         let spec = m.rec.spec.clone();
         self.waiting.remove(&key);
         self.by_contractor.insert((agent, id));
-        self.timer(lease_until, Timer::Lease(id, epoch));
+        self.arm_lease(id, lease_until, epoch);
         self.persist(id);
         let body =
             Body::Accept(AcceptBody { task: spec, budget: slice, price, lease_ms: self.cfg.lease / 1000 });

@@ -165,7 +165,7 @@ impl Engine {
                 (rec.state, rec.parent, rec.contractor, rec.spec.deadline);
             self.tasks.insert(id, Managed::new(rec));
             if state.is_terminal() {
-                self.timer(self.now + self.cfg.terminal_retention, Timer::Forget(id));
+                self.forget.push_back((self.now + self.cfg.terminal_retention, id));
                 continue;
             }
             if let Some(deadline) = deadline {
@@ -179,7 +179,7 @@ impl Engine {
                 if let Some(c) = contractor {
                     self.by_contractor.insert((c, id));
                 }
-                self.timer(at, Timer::Lease(id, epoch));
+                self.arm_lease(id, at, epoch);
             } else {
                 m.rec.state = TaskState::Pending;
             }

@@ -8,19 +8,23 @@ use xchange_protocol::{
     AckBody, AgentId, Body, Budget, Code, CodeBody, Envelope, ErrorBody, Recipient, TaskId, TaskState,
 };
 
+use crate::Micros;
 use crate::engine::{Engine, Timer};
 use crate::io::{Effect, EventKind};
 use crate::manager::{Ending, Round};
 
 impl Engine {
     pub(crate) fn lease_check(&mut self, id: TaskId, epoch: u32) {
-        let Some(m) = self.tasks.get(&id) else { return };
+        let Some(m) = self.tasks.get_mut(&id) else { return };
+        if m.lease_timer.is_some_and(|(_, e)| e == epoch) {
+            m.lease_timer = None; // this is the timer firing
+        }
         if m.rec.epoch != epoch || !matches!(m.rec.state, TaskState::Awarded | TaskState::Running) {
             return;
         }
         if m.lease_until > self.now {
             let at = m.lease_until;
-            return self.timer(at, Timer::Lease(id, epoch));
+            return self.arm_lease(id, at, epoch);
         }
         self.counters.lease_expiries += 1;
         let contractor = m.rec.contractor.expect("contracted task has a contractor");
@@ -34,6 +38,7 @@ impl Engine {
     pub(crate) fn contract_ended(&mut self, id: TaskId, code: Code, ending: Ending, spent: Option<Budget>) {
         let Some(m) = self.tasks.get_mut(&id) else { return };
         let Some(from) = m.rec.contractor.take() else { return };
+        let armed = m.lease_timer.take();
         m.rec.budget.price += std::mem::take(&mut m.rec.price);
         let slice = std::mem::replace(&mut m.rec.slice, Budget::ZERO);
         if let Some(spent) = spent {
@@ -42,7 +47,12 @@ impl Engine {
         }
         let retry_limit = m.rec.spec.retry_limit;
         self.by_contractor.remove(&(from, id));
-        if code != Code::Busy {
+        if let Some((at, epoch)) = armed {
+            self.cancel_timer(at, Timer::Lease(id, epoch));
+        }
+        // A busy refusal or a hand-back of work not yet started costs no reputation (the
+        // award was provisional); a hand-back after start is charged where it is reported.
+        if !matches!(code, Code::Busy | Code::Decommitted) {
             self.reputation.entry(from).or_default().bad += 1;
         }
         self.emit(id, EventKind::Reassigned { code, from });
@@ -134,6 +144,7 @@ impl Engine {
         }
         match &msg.body {
             Body::Inform(inform) => {
+                self.disarm_lease(id);
                 self.send_about(
                     id,
                     Recipient::Agent(msg.from),
@@ -262,7 +273,11 @@ impl Engine {
             TaskState::Cancelled => self.counters.cancelled += 1,
             _ => self.counters.expired += 1,
         }
-        self.timer(self.now + self.cfg.terminal_retention, Timer::Forget(id));
+        self.forget.push_back((self.now + self.cfg.terminal_retention, id));
+        self.disarm_lease(id);
+        if let Some(deadline) = self.tasks.get(&id).and_then(|m| m.rec.spec.deadline) {
+            self.cancel_timer(deadline * 1000, Timer::Deadline(id));
+        }
         self.persist(id);
         self.emit(id, EventKind::Finished { state, code, reason: reason.to_owned(), result });
         if let Some(parent) = parent {
@@ -276,6 +291,19 @@ impl Engine {
     pub(crate) fn forget(&mut self, id: TaskId) {
         if self.tasks.get(&id).is_some_and(|m| m.rec.state.is_terminal()) {
             self.tasks.remove(&id);
+        }
+    }
+
+    pub(crate) fn arm_lease(&mut self, id: TaskId, at: Micros, epoch: u32) {
+        if let Some(m) = self.tasks.get_mut(&id) {
+            m.lease_timer = Some((at, epoch));
+            self.timer(at, Timer::Lease(id, epoch));
+        }
+    }
+
+    pub(crate) fn disarm_lease(&mut self, id: TaskId) {
+        if let Some((at, epoch)) = self.tasks.get_mut(&id).and_then(|m| m.lease_timer.take()) {
+            self.cancel_timer(at, Timer::Lease(id, epoch));
         }
     }
 }

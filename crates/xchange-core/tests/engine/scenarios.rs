@@ -372,3 +372,31 @@ fn no_eligible_contractor_fails_after_the_timeout() {
     assert_eq!(outcome(&w, t), (TaskState::Failed, Code::NoEligibleContractor));
     let _ = EventKind::Started { epoch: 0 };
 }
+
+#[test]
+fn siblings_submitted_with_shares_split_the_budget_evenly_and_all_run() {
+    let mut w = World::new(fast_config(), 11);
+    let coordinator = w.add_contractor(0, profile("doc", 1), Behaviour { exec_time: 10 * SECOND, fail_rate: 0.0 });
+    w.add_contractor(1, profile("para", 8), QUICK);
+    w.managers.insert(coordinator);
+    for (id, p) in w.profiles.clone() {
+        w.input(coordinator, Input::AgentArrived(xchange_core::AgentCard::from_profile(id, &p)));
+    }
+    let m = w.add_manager(0);
+    let root = w.submit(m, Submit::new(World::spec("doc"))).unwrap();
+    w.run_until(w.now + 10_000);
+    let n = 15u32;
+    let subs: Vec<_> = (0..n)
+        .map(|i| {
+            let submit = Submit { share: n - i, ..Submit::new(World::spec("para")).under(root) };
+            w.submit(coordinator, submit).expect("a share of the budget is enough")
+        })
+        .collect();
+    let budgets: Vec<u32> = subs.iter().map(|t| w.engines[&coordinator].task(t).unwrap().budget.messages).collect();
+    let (lo, hi) = (budgets.iter().min().unwrap(), budgets.iter().max().unwrap());
+    assert!(hi - lo <= hi / 10 + 2, "even split: {budgets:?}");
+    w.run_until(w.now + SECOND);
+    for t in &subs {
+        assert_eq!(outcome(&w, *t).0, TaskState::Completed);
+    }
+}
