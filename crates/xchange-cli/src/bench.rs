@@ -1,16 +1,190 @@
-//! `xchange bench`: programs that print figures.
+//! `xchange bench`: programs that print figures, never timed tests.
+//!
+//! `inproc` pushes no-op tasks through the whole loop (announce, bid, award, execute,
+//! report, assess) in the runtime. Every agent is its own engine, reached only through the
+//! bus; every message is counted at the bus, rejects included.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+use xchange_bus::{Bus, EdgeMode, InProcBus};
+use xchange_core::{Announce, ContractorProfile, EngineConfig, EventKind, ExecOutcome};
+use xchange_protocol::{AgentId, AgentKey, TaskSpec};
+use xchange_runtime::{AgentSpec, Contractor, ExecContext, Execution, RuntimeBuilder};
+
+use crate::stats::Latencies;
 
 /// Benchmarks.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum BenchCommand {
-    /// No-op tasks through the whole loop in one process.
+    /// No-op tasks through the whole contract-net loop in one process.
     Inproc(InprocArgs),
 }
 
 /// Options of `xchange bench inproc`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct InprocArgs {}
+pub(crate) struct InprocArgs {
+    /// Contractor agents, each its own engine.
+    #[arg(long, default_value_t = 1000)]
+    agents: u64,
+    /// Tasks to run.
+    #[arg(long, default_value_t = 200_000)]
+    tasks: u64,
+    /// `broadcast` or `sample:D`.
+    #[arg(long, default_value = "sample:2")]
+    announce: Announce,
+    /// Tasks in flight at once.
+    #[arg(long, default_value_t = 4096)]
+    window: u64,
+    /// Shards (threads) hosting the agents.
+    #[arg(long, default_value_t = 1)]
+    shards: usize,
+    /// Encode every message to JSON and decode it through the edge checks.
+    #[arg(long)]
+    encode: bool,
+    /// Sign the kinds that create obligations and verify them at the edge (implies --encode).
+    #[arg(long)]
+    sign: bool,
+    /// Seed of the engines.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print one JSON object as the last line.
+    #[arg(long)]
+    json: bool,
+}
 
-pub(crate) fn inproc(_args: InprocArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not written yet")
+/// A contractor whose tasks take no time: the outcome is ready when execution starts.
+struct Noop;
+
+impl Contractor for Noop {
+    fn execute(&self, _: ExecContext, _: Arc<TaskSpec>) -> Execution {
+        Execution::Ready(ExecOutcome::Done(Arc::new(Value::Null)))
+    }
+}
+
+fn key(kind: u8, i: u64) -> AgentKey {
+    let mut seed = [kind; 32];
+    seed[..8].copy_from_slice(&i.to_le_bytes());
+    AgentKey::from_seed(seed)
+}
+
+/// Spawns an agent with a signing key when messages are signed.
+fn agent(spec: AgentSpec, signing: bool, kind: u8, i: u64) -> AgentSpec {
+    if signing { spec.with_key(key(kind, i)) } else { spec }
+}
+
+/// The machine, as `/proc/cpuinfo` and the scheduler see it.
+pub(crate) fn machine() -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo.lines().find_map(|l| l.strip_prefix("model name")).map(|l| l.trim_start_matches([' ', '\t', ':']));
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    json!({ "cpu": model.unwrap_or("unknown"), "cores": cores })
+}
+
+pub(crate) fn inproc(args: InprocArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.agents > 0 && args.tasks > 0 && args.window > 0, "agents, tasks and window must be positive");
+    let encode = args.encode || args.sign;
+    let edge = if encode { EdgeMode::Encode { verify_signatures: args.sign } } else { EdgeMode::Direct };
+    let bus = Arc::new(InProcBus::builder().edge(edge).build());
+    let cfg = EngineConfig {
+        announce: args.announce,
+        // Long enough never to fire in a healthy run: every round closes when all answered.
+        bid_window: 5_000_000,
+        lease: 30_000_000,
+        heartbeat_interval: 10_000_000,
+        report_resend: 10_000_000,
+        ..EngineConfig::default()
+    };
+    let runtime = RuntimeBuilder::new(bus.clone(), Arc::new(cfg))
+        .shards(args.shards.max(1))
+        .seed(args.seed)
+        .start_on_threads()
+        .context("starting shard threads")?;
+    let profile = ContractorProfile { capacity: 1_000, queue_limit: 1_000, ..ContractorProfile::new(["noop"]) };
+    let noop: Arc<dyn Contractor> = Arc::new(Noop);
+    let setup = Instant::now();
+    for i in 0..args.agents {
+        let spec = AgentSpec::contractor(AgentId::from_index(3, i), profile.clone(), noop.clone());
+        runtime.spawn_agent(agent(spec, args.sign, 3, i))?;
+    }
+    let manager = runtime.spawn_agent(agent(AgentSpec::manager(AgentId::from_index(4, 0)).on_shard(0), args.sign, 4, 0))?;
+    let setup_s = setup.elapsed().as_secs_f64();
+
+    let driver = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let report = driver.block_on(async {
+        let mut tap = runtime.subscribe_events();
+        let spec = TaskSpec::new("noop", Value::Null);
+        let mut in_flight = tokio::task::JoinSet::new();
+        let mut awards = Latencies::new();
+        let mut results = Latencies::new();
+        let (mut submitted, mut completed, mut failed) = (0u64, 0u64, 0u64);
+        let before = bus.counters();
+        let started = Instant::now();
+        while completed + failed < args.tasks {
+            while submitted < args.tasks && (in_flight.len() as u64) < args.window {
+                let (manager, spec) = (manager.clone(), spec.clone());
+                in_flight.spawn(async move {
+                    let t0 = Instant::now();
+                    let ok = manager.submit(spec).await.is_ok();
+                    (ok, t0.elapsed().as_micros() as u64)
+                });
+                submitted += 1;
+            }
+            tokio::select! {
+                Some(done) = in_flight.join_next() => {
+                    let (ok, micros) = done?;
+                    results.record(micros);
+                    if ok { completed += 1 } else { failed += 1 }
+                }
+                Some((_, event)) = tap.recv() => {
+                    if let EventKind::Awarded { announce_to_award: Some(t), .. } = event.kind {
+                        awards.record(t);
+                    }
+                }
+            }
+        }
+        let wall = started.elapsed().as_secs_f64();
+        let after = bus.counters();
+        let messages = after.delivered_total() - before.delivered_total();
+        anyhow::Ok(json!({
+            "bench": "inproc",
+            "agents": args.agents,
+            "tasks": args.tasks,
+            "announce": args.announce.to_string(),
+            "shards": args.shards.max(1),
+            "window": args.window,
+            "encoding": encode,
+            "signing": args.sign,
+            "completed": completed,
+            "failed": failed,
+            "wall_s": round3(wall),
+            "setup_s": round3(setup_s),
+            "contracts_per_s": (completed as f64 / wall).round(),
+            "announce_to_award_p50_us": awards.quantile(0.5),
+            "announce_to_award_p99_us": awards.quantile(0.99),
+            "announce_to_award_samples": awards.len(),
+            "events_lagged": tap.lagged(),
+            "submit_to_result_p50_us": results.quantile(0.5),
+            "submit_to_result_p99_us": results.quantile(0.99),
+            "messages": messages,
+            "messages_per_task": round3(messages as f64 / (completed + failed) as f64),
+            "refused_at_edge": after.refused_total() - before.refused_total(),
+            "machine": machine(),
+        }))
+    })?;
+    driver.block_on(runtime.shutdown());
+    if args.json {
+        println!("{report}");
+    } else {
+        for (k, v) in report.as_object().into_iter().flatten() {
+            println!("{k:<28} {v}");
+        }
+    }
+    Ok(())
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
 }

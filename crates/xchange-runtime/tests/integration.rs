@@ -1,0 +1,9 @@
+//! Every integration test of the runtime, in one binary (meilisearch style: one link step
+//! instead of one per file). Helpers live in `common`.
+
+mod common;
+mod contract;
+mod faults;
+mod lifecycle;
+mod subcontract;
+mod verification;
