@@ -50,19 +50,67 @@ type FastStr = foldhash::fast::RandomState;
 struct Sub {
     id: u64,
     inbox: Inbox,
+    /// Unsubscribed, not yet compacted away.
+    gone: bool,
 }
 
-type Capabilities = HashMap<Arc<str>, Vec<Sub>, FastStr>;
+/// The subscribers of one topic, in subscription order.
+///
+/// Ids grow with every subscription, so the list is sorted by id: unsubscribing finds the
+/// entry by binary search, marks it gone, and compacts once half the list is gone. A pool
+/// subject with 100,000 subscribers would otherwise cost a scan per unsubscribe.
+#[derive(Default)]
+struct Subs {
+    list: Vec<Sub>,
+    gone: usize,
+}
+
+impl Subs {
+    fn push(&mut self, sub: Sub) {
+        self.list.push(sub);
+    }
+
+    fn remove(&mut self, id: u64) {
+        if let Ok(i) = self.list.binary_search_by_key(&id, |s| s.id)
+            && !self.list[i].gone
+        {
+            self.list[i].gone = true;
+            self.gone += 1;
+        }
+        if self.gone * 2 > self.list.len() {
+            self.list.retain(|s| !s.gone);
+            self.gone = 0;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.list.len() == self.gone
+    }
+
+    /// The one subscriber, when there is exactly one (the usual agent inbox).
+    fn only(&self) -> Option<&Sub> {
+        match self.list.as_slice() {
+            [only] if !only.gone => Some(only),
+            _ => None,
+        }
+    }
+
+    fn live(&self) -> impl Iterator<Item = &Sub> {
+        self.list.iter().filter(|s| !s.gone)
+    }
+}
+
+type Capabilities = HashMap<Arc<str>, Subs, FastStr>;
 
 #[derive(Default)]
 struct Table {
-    agents: HashMap<AgentKey, Vec<Sub>, BuildHasherDefault<PassThrough>>,
+    agents: HashMap<AgentKey, Subs, BuildHasherDefault<PassThrough>>,
     // pool -> capability -> subscribers: nested so a lookup borrows the message's `&str`s.
     pools: HashMap<Arc<str>, Capabilities, FastStr>,
 }
 
 impl Table {
-    fn subs_mut(&mut self, topic: &Topic) -> &mut Vec<Sub> {
+    fn subs_mut(&mut self, topic: &Topic) -> &mut Subs {
         match topic {
             Topic::Agent(a) => self.agents.entry(AgentKey(*a)).or_default(),
             Topic::Pool { pool, capability } => {
@@ -72,7 +120,7 @@ impl Table {
     }
 
     fn remove(&mut self, topic: &Topic, id: u64) {
-        let remove_from = |subs: &mut Vec<Sub>| subs.retain(|s| s.id != id);
+        let remove_from = |subs: &mut Subs| subs.remove(id);
         match topic {
             Topic::Agent(a) => {
                 let key = AgentKey(*a);
@@ -175,11 +223,11 @@ impl InProcBus {
             return;
         };
         let (mut delivered, mut dead) = (0, 0);
-        if let [only] = subs.as_slice() {
+        if let Some(only) = subs.only() {
             // The common case (one agent inbox): move the Arc instead of cloning it.
             if only.inbox.deliver(msg) { delivered += 1 } else { dead += 1 }
         } else {
-            for s in subs {
+            for s in subs.live() {
                 if s.inbox.deliver(msg.clone()) { delivered += 1 } else { dead += 1 }
             }
         }
@@ -223,7 +271,7 @@ impl Bus for InProcBus {
         let id = self.next_id.fetch_add(1, Relaxed);
         // Register the id first so that a concurrent unsubscribe of it can find the topic.
         self.topics.lock().insert(id, topic.clone());
-        self.stripe_of_topic(&topic).write().subs_mut(&topic).push(Sub { id, inbox });
+        self.stripe_of_topic(&topic).write().subs_mut(&topic).push(Sub { id, inbox, gone: false });
         Ok(SubscriptionId(id))
     }
 

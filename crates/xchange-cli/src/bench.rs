@@ -38,9 +38,10 @@ pub(crate) struct InprocArgs {
     /// Tasks in flight at once.
     #[arg(long, default_value_t = 4096)]
     window: u64,
-    /// Shards (threads) hosting the agents.
-    #[arg(long, default_value_t = 1)]
-    shards: usize,
+    /// Shards (threads) hosting the agents; each runs its own manager and contractor group.
+    /// Default: one per core.
+    #[arg(long)]
+    shards: Option<usize>,
     /// Encode every message to JSON and decode it through the edge checks.
     #[arg(long)]
     encode: bool,
@@ -78,13 +79,19 @@ fn agent(spec: AgentSpec, signing: bool, kind: u8, i: u64) -> AgentSpec {
 /// The machine, as `/proc/cpuinfo` and the scheduler see it.
 pub(crate) fn machine() -> Value {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo.lines().find_map(|l| l.strip_prefix("model name")).map(|l| l.trim_start_matches([' ', '\t', ':']));
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']));
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     json!({ "cpu": model.unwrap_or("unknown"), "cores": cores })
 }
 
 pub(crate) fn inproc(args: InprocArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.agents > 0 && args.tasks > 0 && args.window > 0, "agents, tasks and window must be positive");
+    anyhow::ensure!(
+        args.agents > 0 && args.tasks > 0 && args.window > 0,
+        "agents, tasks and window must be positive"
+    );
     let encode = args.encode || args.sign;
     let edge = if encode { EdgeMode::Encode { verify_signatures: args.sign } } else { EdgeMode::Direct };
     let bus = Arc::new(InProcBus::builder().edge(edge).build());
@@ -98,46 +105,73 @@ pub(crate) fn inproc(args: InprocArgs) -> anyhow::Result<()> {
         ..EngineConfig::default()
     };
     let runtime = RuntimeBuilder::new(bus.clone(), Arc::new(cfg))
-        .shards(args.shards.max(1))
+        .shards(
+            args.shards.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1),
+        )
         .seed(args.seed)
         .start_on_threads()
         .context("starting shard threads")?;
-    let profile = ContractorProfile { capacity: 1_000, queue_limit: 1_000, ..ContractorProfile::new(["noop"]) };
+    // One manager per shard, and the contractors of each shard serve that shard's pool: each
+    // shard is an independent group whose messages never cross cores (engines sharded per
+    // core). Every agent is still its own engine, reached only through the bus.
+    let shards = runtime.shard_count();
     let noop: Arc<dyn Contractor> = Arc::new(Noop);
     let setup = Instant::now();
     for i in 0..args.agents {
-        let spec = AgentSpec::contractor(AgentId::from_index(3, i), profile.clone(), noop.clone());
+        let shard = (i % shards as u64) as usize;
+        let profile = ContractorProfile {
+            capacity: 1_000,
+            queue_limit: 1_000,
+            pools: vec![pool(shard).into()].into(),
+            ..ContractorProfile::new(["noop"])
+        };
+        let spec = AgentSpec::contractor(AgentId::from_index(3, i), profile, noop.clone()).on_shard(shard);
         runtime.spawn_agent(agent(spec, args.sign, 3, i))?;
     }
-    let manager = runtime.spawn_agent(agent(AgentSpec::manager(AgentId::from_index(4, 0)).on_shard(0), args.sign, 4, 0))?;
-    let setup_s = setup.elapsed().as_secs_f64();
-
+    let mut managers = Vec::new();
+    for shard in 0..shards {
+        let spec = AgentSpec::manager(AgentId::from_index(4, shard as u64)).on_shard(shard);
+        managers.push(runtime.spawn_agent(agent(spec, args.sign, 4, shard as u64))?);
+    }
     let driver = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    // A shard handles its queue in order: once each manager answers, every agent spawned
+    // before it is live and every manager has every card.
+    driver.block_on(async {
+        for m in &managers {
+            m.status().await?;
+        }
+        anyhow::Ok(())
+    })?;
+    let setup_s = setup.elapsed().as_secs_f64();
     let report = driver.block_on(async {
         let mut tap = runtime.subscribe_events();
-        let spec = TaskSpec::new("noop", Value::Null);
-        let mut in_flight = tokio::task::JoinSet::new();
         let mut awards = Latencies::new();
-        let mut results = Latencies::new();
-        let (mut submitted, mut completed, mut failed) = (0u64, 0u64, 0u64);
         let before = bus.counters();
         let started = Instant::now();
-        while completed + failed < args.tasks {
-            while submitted < args.tasks && (in_flight.len() as u64) < args.window {
-                let (manager, spec) = (manager.clone(), spec.clone());
-                in_flight.spawn(async move {
-                    let t0 = Instant::now();
-                    let ok = manager.submit(spec).await.is_ok();
-                    (ok, t0.elapsed().as_micros() as u64)
-                });
-                submitted += 1;
-            }
+        // Each shard's load runs on the shard's own thread, next to its manager.
+        let mut loads = Vec::new();
+        for (shard, manager) in managers.into_iter().enumerate() {
+            let quota = args.tasks / shards as u64 + u64::from((shard as u64) < args.tasks % shards as u64);
+            let window = (args.window / shards as u64).max(1);
+            let handle = runtime.shard_handle(shard).context("shards run on threads")?;
+            loads.push(handle.spawn(load(manager, pool(shard), quota, window)));
+        }
+        let mut all = tokio::task::JoinSet::new();
+        for l in loads {
+            all.spawn(l);
+        }
+        let (mut completed, mut failed, mut results) = (0u64, 0u64, Latencies::new());
+        loop {
             tokio::select! {
-                Some(done) = in_flight.join_next() => {
-                    let (ok, micros) = done?;
-                    results.record(micros);
-                    if ok { completed += 1 } else { failed += 1 }
-                }
+                done = all.join_next() => match done {
+                    Some(r) => {
+                        let (ok, bad, lat) = r???;
+                        completed += ok;
+                        failed += bad;
+                        results.merge(&lat);
+                    }
+                    None => break,
+                },
                 Some((_, event)) = tap.recv() => {
                     if let EventKind::Awarded { announce_to_award: Some(t), .. } = event.kind {
                         awards.record(t);
@@ -153,7 +187,8 @@ pub(crate) fn inproc(args: InprocArgs) -> anyhow::Result<()> {
             "agents": args.agents,
             "tasks": args.tasks,
             "announce": args.announce.to_string(),
-            "shards": args.shards.max(1),
+            "shards": shards,
+            "managers": shards,
             "window": args.window,
             "encoding": encode,
             "signing": args.sign,
@@ -165,7 +200,6 @@ pub(crate) fn inproc(args: InprocArgs) -> anyhow::Result<()> {
             "announce_to_award_p50_us": awards.quantile(0.5),
             "announce_to_award_p99_us": awards.quantile(0.99),
             "announce_to_award_samples": awards.len(),
-            "events_lagged": tap.lagged(),
             "submit_to_result_p50_us": results.quantile(0.5),
             "submit_to_result_p99_us": results.quantile(0.99),
             "messages": messages,
@@ -183,6 +217,40 @@ pub(crate) fn inproc(args: InprocArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn pool(shard: usize) -> String {
+    format!("bench-{shard}")
+}
+
+/// Submits `quota` no-op tasks to `manager`, keeping `window` in flight; returns how many
+/// completed, how many failed, and submit-to-result latencies.
+async fn load(
+    manager: xchange_runtime::AgentHandle,
+    pool: String,
+    quota: u64,
+    window: u64,
+) -> anyhow::Result<(u64, u64, Latencies)> {
+    let mut spec = TaskSpec::new("noop", Value::Null);
+    spec.pool = pool.into();
+    let mut in_flight = tokio::task::JoinSet::new();
+    let (mut submitted, mut ok, mut bad, mut lat) = (0u64, 0u64, 0u64, Latencies::new());
+    while ok + bad < quota {
+        while submitted < quota && (in_flight.len() as u64) < window {
+            let (manager, spec) = (manager.clone(), spec.clone());
+            in_flight.spawn(async move {
+                let t0 = Instant::now();
+                let done = manager.submit(spec).await.is_ok();
+                (done, t0.elapsed().as_micros() as u64)
+            });
+            submitted += 1;
+        }
+        let Some(r) = in_flight.join_next().await else { break };
+        let (done, micros) = r?;
+        lat.record(micros);
+        if done { ok += 1 } else { bad += 1 }
+    }
+    Ok((ok, bad, lat))
 }
 
 fn round3(x: f64) -> f64 {

@@ -7,6 +7,11 @@ mod stats;
 
 use clap::{Parser, Subcommand};
 
+// Engines allocate and free small messages at a high rate from two threads; mimalloc's
+// thread-local free lists keep that off glibc's consolidation path.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Xchange: an open task exchange for AI agents.
 #[derive(Debug, Parser)]
 #[command(name = "xchange", version, about)]

@@ -18,6 +18,10 @@ impl Latencies {
         if self.0.is_empty() { 0 } else { self.0.value_at_quantile(q) }
     }
 
+    pub(crate) fn merge(&mut self, other: &Self) {
+        let _ = self.0.add(&other.0);
+    }
+
     pub(crate) fn len(&self) -> u64 {
         self.0.len()
     }

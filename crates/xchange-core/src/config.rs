@@ -125,13 +125,17 @@ impl Default for EngineConfig {
     }
 }
 
+/// A list of capability or pool names. Shared: agents with the same profile point at one
+/// copy, which stays in cache when a hundred thousand of them are asked in turn.
+pub type Names = Arc<[Arc<str>]>;
+
 /// What an agent that takes work offers. Agents without a profile only manage.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContractorProfile {
     /// Capabilities offered.
-    pub capabilities: Vec<Arc<str>>,
+    pub capabilities: Names,
     /// Pools (task databases) served; empty means every pool.
-    pub pools: Vec<Arc<str>>,
+    pub pools: Names,
     /// Tasks executed at once.
     pub capacity: u32,
     /// Awarded tasks that may wait beyond `capacity`; more are refused with `busy`.
@@ -152,8 +156,8 @@ impl ContractorProfile {
         S: Into<Arc<str>>,
     {
         Self {
-            capabilities: capabilities.into_iter().map(Into::into).collect(),
-            pools: Vec::new(),
+            capabilities: capabilities.into_iter().map(Into::into).collect::<Vec<_>>().into(),
+            pools: Names::default(),
             capacity: 1,
             queue_limit: 16,
             price_per_unit: 10,
@@ -176,9 +180,9 @@ pub struct AgentCard {
     /// The agent.
     pub id: AgentId,
     /// Capabilities offered.
-    pub capabilities: Vec<Arc<str>>,
+    pub capabilities: Names,
     /// Pools served; empty means every pool.
-    pub pools: Vec<Arc<str>>,
+    pub pools: Names,
 }
 
 impl AgentCard {

@@ -173,8 +173,10 @@ impl Engine {
         self.contracts.insert(task, contract);
         self.run_queue.insert(queue_key);
         self.by_manager.insert((msg.from, task));
-        if self.heartbeats.insert(msg.from) {
-            self.timer(self.now + self.cfg.heartbeat_interval, Timer::Heartbeat(msg.from));
+        if !self.heartbeats.contains_key(&msg.from) {
+            let at = self.now + self.cfg.heartbeat_interval;
+            self.heartbeats.insert(msg.from, at);
+            self.timer(at, Timer::Heartbeat(msg.from));
         }
         self.start_queued();
     }
@@ -280,10 +282,18 @@ impl Engine {
     fn remove_contract(&mut self, task: TaskId) {
         if let Some(c) = self.contracts.remove(&task) {
             self.by_manager.remove(&(c.manager, task));
+            if self.by_manager.range((c.manager, TaskId::NIL)..).next().is_none_or(|(m, _)| *m != c.manager) {
+                self.stop_heartbeats(c.manager);
+            }
             self.run_queue.remove(&c.queue_key);
             if let ContractState::Reported { resend_at, .. } = c.state {
                 self.cancel_timer(resend_at, Timer::Resend(task, c.thread.epoch));
             }
+            // An emptied ordered map keeps its node; a contractor among a hundred thousand
+            // gives it back so that the memory is reused while still in cache.
+            release_if_empty(&mut self.contracts);
+            release_if_empty(&mut self.by_manager);
+            release_if_empty(&mut self.run_queue);
         }
     }
 
@@ -362,14 +372,15 @@ impl Engine {
             .map(|c| ContractRef { task: c.task, epoch: c.thread.epoch, started: c.started() })
             .collect();
         if contracts.is_empty() {
-            self.heartbeats.remove(&manager);
-            return;
+            return self.stop_heartbeats(manager);
         }
         let thread =
             Thread { conversation: None, epoch: 0, hops: 0, max_hops: 0, lineage: Arc::from(Vec::new()) };
         let body = Body::Heartbeat(HeartbeatBody { incarnation: self.incarnation, contracts });
         self.send(Recipient::Agent(manager), &thread, body, None, None, None);
-        self.timer(self.now + self.cfg.heartbeat_interval, Timer::Heartbeat(manager));
+        let at = self.now + self.cfg.heartbeat_interval;
+        self.heartbeats.insert(manager, at);
+        self.timer(at, Timer::Heartbeat(manager));
     }
 
     /// A manager we hold contracts from has left: its contracts are void.
@@ -383,6 +394,40 @@ impl Engine {
         for task in held {
             self.drop_contract(task, code);
         }
-        self.heartbeats.remove(&manager);
+        self.stop_heartbeats(manager);
+    }
+
+    /// No contract from `manager` is left: no more heartbeats to it.
+    fn stop_heartbeats(&mut self, manager: AgentId) {
+        if let Some(at) = self.heartbeats.swap_remove(&manager) {
+            self.cancel_timer(at, Timer::Heartbeat(manager));
+        }
+        if self.heartbeats.is_empty() {
+            self.heartbeats = Default::default();
+        }
+    }
+}
+
+/// Drops the node an emptied ordered collection keeps.
+pub(crate) fn release_if_empty<T: Default + IsEmpty>(collection: &mut T) {
+    if collection.is_empty() {
+        *collection = T::default();
+    }
+}
+
+/// Collections that can tell whether they are empty.
+pub(crate) trait IsEmpty {
+    fn is_empty(&self) -> bool;
+}
+
+impl<K, V> IsEmpty for std::collections::BTreeMap<K, V> {
+    fn is_empty(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+impl<K> IsEmpty for std::collections::BTreeSet<K> {
+    fn is_empty(&self) -> bool {
+        self.is_empty()
     }
 }

@@ -27,6 +27,10 @@ macro_rules! counters {
 }
 
 counters! {
+    /// Messages sent.
+    messages_sent,
+    /// Messages received.
+    messages_received,
     /// Tasks accepted for management (roots and subtasks).
     submitted,
     /// Subtasks created by contractors (subcontracting).
@@ -63,10 +67,6 @@ counters! {
     refused_messages,
     /// Local commands refused.
     refused_commands,
-    /// Messages sent.
-    messages_sent,
-    /// Messages received.
-    messages_received,
     /// Executions started (contractor side).
     executions,
     /// Contracts handed back (contractor side).

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use xchange_protocol::{AgentId, Body, Code, Envelope, Lineage, MsgId, Recipient, TaskId, Version};
 
 use crate::Micros;
+use crate::agent_map::AgentMap;
 use crate::config::{ContractorProfile, EngineConfig};
 use crate::contractor::Contract;
 use crate::counters::Counters;
@@ -66,37 +67,44 @@ impl Thread {
 /// each call returns, in order. It does no I/O, reads no clock and draws randomness only
 /// from the seed it was given, so the same inputs always give the same effects.
 #[derive(Debug)]
+// Laid out by hand (`repr(C)`): what every message touches comes first, contractor state
+// next, manager state last, so that a contractor among a hundred thousand, woken by a call
+// for proposals, costs few cache lines.
+#[repr(C)]
 pub struct Engine {
-    pub(crate) id: AgentId,
-    pub(crate) cfg: Arc<EngineConfig>,
-    pub(crate) profile: Option<ContractorProfile>,
-    pub(crate) rng: DetRng,
-    pub(crate) incarnation: u64,
     pub(crate) now: Micros,
-    pub(crate) root_lineage: Lineage,
-    // Manager side.
-    pub(crate) index: CapabilityIndex,
-    pub(crate) tasks: BTreeMap<TaskId, Managed>,
-    pub(crate) by_contractor: BTreeSet<(AgentId, TaskId)>,
-    pub(crate) waiting: BTreeSet<(Reverse<i64>, TaskId)>,
-    pub(crate) reputation: BTreeMap<AgentId, crate::score::Reputation>,
-    pub(crate) incarnations: BTreeMap<AgentId, u64>,
+    pub(crate) cfg: Arc<EngineConfig>,
+    pub(crate) id: AgentId,
+    pub(crate) rng: DetRng,
+    pub(crate) out: Vec<Effect>,
+    pub(crate) counters: Counters,
     // Contractor side.
+    pub(crate) running: u32,
+    pub(crate) profile: Option<ContractorProfile>,
+    pub(crate) run_queue: BTreeSet<(Reverse<i64>, u64, TaskId)>,
     pub(crate) contracts: BTreeMap<TaskId, Contract>,
     pub(crate) by_manager: BTreeSet<(AgentId, TaskId)>,
-    pub(crate) run_queue: BTreeSet<(Reverse<i64>, u64, TaskId)>,
-    pub(crate) running: u32,
-    pub(crate) heartbeats: BTreeSet<AgentId>,
+    /// Managers this agent holds contracts from, with the time of the next heartbeat.
+    pub(crate) heartbeats: AgentMap<Micros>,
+    pub(crate) timers: BTreeSet<(Micros, Timer)>,
+    pub(crate) incarnation: u64,
+    pub(crate) seq: u64,
     /// Subtasks (managed here) of contracts (held here): (parent, child).
     pub(crate) children: BTreeSet<(TaskId, TaskId)>,
-    // Shared.
-    pub(crate) timers: BTreeSet<(Micros, Timer)>,
+    // Manager side.
+    pub(crate) root_lineage: Lineage,
+    pub(crate) index: CapabilityIndex,
+    pub(crate) tasks: BTreeMap<TaskId, Managed>,
+    /// Ended tasks, kept for `terminal_retention` to answer duplicates. Apart from `tasks`
+    /// so that the map every message looks up holds live work only.
+    pub(crate) finished: BTreeMap<TaskId, TaskRecord>,
+    pub(crate) by_contractor: BTreeSet<(AgentId, TaskId)>,
+    pub(crate) waiting: BTreeSet<(Reverse<i64>, TaskId)>,
+    pub(crate) reputation: AgentMap<crate::score::Reputation>,
+    pub(crate) incarnations: AgentMap<u64>,
     /// Finished tasks to forget, in time order (retention is constant, so a queue suffices
     /// and the timer set stays small).
     pub(crate) forget: VecDeque<(Micros, TaskId)>,
-    pub(crate) out: Vec<Effect>,
-    pub(crate) counters: Counters,
-    pub(crate) seq: u64,
     pub(crate) to_restore: Vec<TaskRecord>,
 }
 
@@ -118,15 +126,16 @@ impl Engine {
             root_lineage: Arc::from(vec![id]),
             index: CapabilityIndex::default(),
             tasks: BTreeMap::new(),
+            finished: BTreeMap::new(),
             by_contractor: BTreeSet::new(),
             waiting: BTreeSet::new(),
-            reputation: BTreeMap::new(),
-            incarnations: BTreeMap::new(),
+            reputation: AgentMap::default(),
+            incarnations: AgentMap::default(),
             contracts: BTreeMap::new(),
             by_manager: BTreeSet::new(),
             run_queue: BTreeSet::new(),
             running: 0,
-            heartbeats: BTreeSet::new(),
+            heartbeats: AgentMap::default(),
             children: BTreeSet::new(),
             timers: BTreeSet::new(),
             forget: VecDeque::new(),
@@ -195,7 +204,7 @@ impl Engine {
 
     /// Tasks managed here that have not ended.
     pub fn live_tasks(&self) -> usize {
-        self.tasks.values().filter(|m| !m.rec.state.is_terminal()).count()
+        self.tasks.len()
     }
 
     /// Contracts held here (contractor side).
@@ -205,12 +214,12 @@ impl Engine {
 
     /// The record of a task managed here.
     pub fn task(&self, id: &TaskId) -> Option<&TaskRecord> {
-        self.tasks.get(id).map(|m| &m.rec)
+        self.tasks.get(id).map(|m| &m.rec).or_else(|| self.finished.get(id))
     }
 
-    /// Every task managed here, in id order.
+    /// Every task managed here: live ones in id order, then finished ones in id order.
     pub fn tasks(&self) -> impl Iterator<Item = &TaskRecord> {
-        self.tasks.values().map(|m| &m.rec)
+        self.tasks.values().map(|m| &m.rec).chain(self.finished.values())
     }
 
     /// The contracts held here: task, manager, epoch, and whether execution started.
@@ -220,6 +229,26 @@ impl Engine {
 
     /// Handles one input at time `now` and returns the effects to apply, in order.
     pub fn handle(&mut self, now: Micros, input: Input) -> std::vec::Drain<'_, Effect> {
+        self.dispatch(now, input);
+        self.out.drain(..)
+    }
+
+    /// Like [`Engine::handle`], but appends the effects to the host's buffer. A host with
+    /// many engines keeps one buffer warm instead of one per engine.
+    pub fn handle_into(&mut self, now: Micros, input: Input, out: &mut Vec<Effect>) {
+        std::mem::swap(&mut self.out, out);
+        self.dispatch(now, input);
+        std::mem::swap(&mut self.out, out);
+    }
+
+    /// Like [`Engine::handle_timeout`], appending to the host's buffer.
+    pub fn handle_timeout_into(&mut self, now: Micros, out: &mut Vec<Effect>) {
+        std::mem::swap(&mut self.out, out);
+        self.run_timers(now);
+        std::mem::swap(&mut self.out, out);
+    }
+
+    fn dispatch(&mut self, now: Micros, input: Input) {
         self.now = self.now.max(now);
         match input {
             Input::Submit(submit) => self.submit(submit),
@@ -241,15 +270,19 @@ impl Engine {
             Input::PartitionGranted { partition: _, records } => self.adopt(records),
             Input::PartitionLost { partition } => {
                 let lost: Vec<TaskId> =
-                    self.tasks.values().filter(|m| m.rec.partition == partition).map(|m| m.rec.id).collect();
+                    self.tasks().filter(|r| r.partition == partition).map(|r| r.id).collect();
                 self.let_go(&lost);
             }
         }
-        self.out.drain(..)
     }
 
     /// Handles every deadline that is due at `now`.
     pub fn handle_timeout(&mut self, now: Micros) -> std::vec::Drain<'_, Effect> {
+        self.run_timers(now);
+        self.out.drain(..)
+    }
+
+    fn run_timers(&mut self, now: Micros) {
         self.now = self.now.max(now);
         while self.forget.front().is_some_and(|(at, _)| *at <= now) {
             let (_, task) = self.forget.pop_front().expect("checked");
@@ -269,7 +302,7 @@ impl Engine {
                 Timer::Resend(task, epoch) => self.resend_report(task, epoch),
             }
         }
-        self.out.drain(..)
+        crate::contractor::release_if_empty(&mut self.timers);
     }
 
     fn on_message(&mut self, msg: Arc<Envelope>) {
@@ -307,6 +340,7 @@ impl Engine {
 
     pub(crate) fn cancel_timer(&mut self, at: Micros, timer: Timer) {
         self.timers.remove(&(at, timer));
+        crate::contractor::release_if_empty(&mut self.timers);
     }
 
     pub(crate) fn next_msg_id(&mut self) -> MsgId {

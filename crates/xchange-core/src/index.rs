@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use xchange_protocol::AgentId;
 
+use crate::agent_map::AgentMap;
 use crate::config::AgentCard;
 use crate::rng::DetRng;
 
@@ -14,7 +15,7 @@ use crate::rng::DetRng;
 #[derive(Debug, Default, Clone)]
 struct Members {
     list: Vec<AgentId>,
-    pos: BTreeMap<AgentId, usize>,
+    pos: AgentMap<usize>,
 }
 
 impl Members {
@@ -26,7 +27,7 @@ impl Members {
     }
 
     fn remove(&mut self, id: &AgentId) {
-        if let Some(i) = self.pos.remove(id) {
+        if let Some(i) = self.pos.swap_remove(id) {
             self.list.swap_remove(i);
             if let Some(moved) = self.list.get(i) {
                 self.pos.insert(*moved, i);
@@ -44,7 +45,7 @@ impl Members {
 pub(crate) struct CapabilityIndex {
     by_pool: BTreeMap<Arc<str>, BTreeMap<Arc<str>, Members>>,
     every_pool: BTreeMap<Arc<str>, Members>,
-    cards: BTreeMap<AgentId, AgentCard>,
+    cards: AgentMap<AgentCard>,
 }
 
 /// The agents eligible for one (pool, capability): up to two member lists.
@@ -108,11 +109,11 @@ impl Eligible<'_> {
 impl CapabilityIndex {
     pub(crate) fn insert(&mut self, card: AgentCard) {
         self.remove(&card.id);
-        for cap in &card.capabilities {
+        for cap in card.capabilities.iter() {
             if card.pools.is_empty() {
                 self.every_pool.entry(cap.clone()).or_default().insert(card.id);
             } else {
-                for pool in &card.pools {
+                for pool in card.pools.iter() {
                     self.by_pool
                         .entry(pool.clone())
                         .or_default()
@@ -126,14 +127,14 @@ impl CapabilityIndex {
     }
 
     pub(crate) fn remove(&mut self, id: &AgentId) {
-        let Some(card) = self.cards.remove(id) else { return };
-        for cap in &card.capabilities {
+        let Some(card) = self.cards.swap_remove(id) else { return };
+        for cap in card.capabilities.iter() {
             if card.pools.is_empty() {
                 if let Some(m) = self.every_pool.get_mut(cap) {
                     m.remove(id);
                 }
             } else {
-                for pool in &card.pools {
+                for pool in card.pools.iter() {
                     if let Some(m) = self.by_pool.get_mut(pool).and_then(|p| p.get_mut(cap)) {
                         m.remove(id);
                     }
@@ -160,8 +161,8 @@ mod tests {
     fn card(i: u64, caps: &[&str], pools: &[&str]) -> AgentCard {
         AgentCard {
             id: AgentId::from_index(0, i),
-            capabilities: caps.iter().map(|c| Arc::from(*c)).collect(),
-            pools: pools.iter().map(|p| Arc::from(*p)).collect(),
+            capabilities: caps.iter().map(|c| Arc::from(*c)).collect::<Vec<_>>().into(),
+            pools: pools.iter().map(|p| Arc::from(*p)).collect::<Vec<_>>().into(),
         }
     }
 

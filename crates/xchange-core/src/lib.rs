@@ -18,6 +18,7 @@
 //! a hash map (`clippy.toml` forbids `Instant::now`, `SystemTime::now`, `HashMap`,
 //! `HashSet`; CI checks `cargo tree`). Time is unix microseconds ([`Micros`]), passed in.
 
+mod agent_map;
 mod config;
 mod contractor;
 mod counters;
@@ -33,7 +34,7 @@ mod score;
 /// Unix time in microseconds: the engine's only notion of time, always passed in.
 pub type Micros = u64;
 
-pub use config::{AgentCard, Announce, ContractorProfile, EngineConfig, ScoreWeights};
+pub use config::{AgentCard, Announce, ContractorProfile, EngineConfig, Names, ScoreWeights};
 pub use counters::Counters;
 pub use engine::Engine;
 pub use io::{

@@ -144,7 +144,7 @@ impl Engine {
                 TaskId::new_v7(self.now_ms(), random)
             }
         };
-        if self.tasks.contains_key(&id) {
+        if self.tasks.contains_key(&id) || self.finished.contains_key(&id) {
             return self.refuse_command(Some(id), Code::Conflict, "a task with this id exists already");
         }
         let (hops, max_hops, lineage, budget) = match s.parent {

@@ -78,6 +78,10 @@ impl Engine {
                     }
                 }
                 Some(_) => {}
+                None if self
+                    .finished
+                    .get(&r.task)
+                    .is_some_and(|f| f.contractor == Some(from) && f.epoch == r.epoch) => {}
                 None => {
                     // A contract this manager no longer recognises: tell the contractor to drop it.
                     let thread = Thread {
@@ -142,6 +146,7 @@ impl Engine {
     /// Drops tasks without a word: another node owns them now (fencing, partition moved).
     pub(crate) fn let_go(&mut self, ids: &[TaskId]) {
         for id in ids {
+            self.finished.remove(id);
             let Some(m) = self.tasks.remove(id) else { continue };
             self.counters.fenced += 1;
             if let Some(c) = m.rec.contractor {
@@ -158,16 +163,17 @@ impl Engine {
     pub(crate) fn adopt(&mut self, records: Vec<TaskRecord>) {
         for rec in records {
             let id = rec.id;
-            if self.tasks.contains_key(&id) {
+            if self.tasks.contains_key(&id) || self.finished.contains_key(&id) {
                 continue;
             }
             let (state, parent, contractor, deadline) =
                 (rec.state, rec.parent, rec.contractor, rec.spec.deadline);
-            self.tasks.insert(id, Managed::new(rec));
             if state.is_terminal() {
+                self.finished.insert(id, rec);
                 self.forget.push_back((self.now + self.cfg.terminal_retention, id));
                 continue;
             }
+            self.tasks.insert(id, Managed::new(rec));
             if let Some(deadline) = deadline {
                 self.timer(deadline * 1000, Timer::Deadline(id));
             }

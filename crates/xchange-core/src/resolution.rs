@@ -110,6 +110,20 @@ impl Engine {
             return self.refuse_message(msg, Code::SchemaInvalid, "a report must name its task");
         };
         let Some(m) = self.tasks.get(&id) else {
+            if let Some(rec) = self.finished.get(&id) {
+                let current = msg.epoch == rec.epoch && rec.contractor == Some(msg.from);
+                if current && rec.state == TaskState::Completed && matches!(msg.body, Body::Inform(_)) {
+                    // The ack was lost and the contractor sent the report again.
+                    self.counters.duplicate_reports += 1;
+                    return self.reply(msg, Body::Ack(AckBody { code: Code::Processed }));
+                }
+                let reason = "the task has ended";
+                self.reply(
+                    msg,
+                    Body::Error(ErrorBody { code: Code::StaleEpoch, reason: reason.into(), supported: None }),
+                );
+                return self.refuse_message(msg, Code::StaleEpoch, reason);
+            }
             self.reply(
                 msg,
                 Body::Error(ErrorBody {
@@ -122,7 +136,7 @@ impl Engine {
         };
         let current = msg.epoch == m.rec.epoch && m.rec.contractor == Some(msg.from);
         let is_inform = matches!(msg.body, Body::Inform(_));
-        if current && is_inform && matches!(m.rec.state, TaskState::Reported | TaskState::Completed) {
+        if current && is_inform && m.rec.state == TaskState::Reported {
             // The ack was lost and the contractor sent the report again: acknowledge, apply nothing.
             self.counters.duplicate_reports += 1;
             self.send_about(
@@ -218,6 +232,9 @@ impl Engine {
 
     pub(crate) fn cancel(&mut self, id: TaskId, reason: String) {
         match self.tasks.get(&id) {
+            None if self.finished.contains_key(&id) => {
+                self.refuse_command(Some(id), Code::Conflict, "the task has already ended")
+            }
             None => self.refuse_command(Some(id), Code::NotFound, "no such task is managed here"),
             Some(m) if m.rec.state.is_terminal() => {
                 self.refuse_command(Some(id), Code::Conflict, "the task has already ended")
@@ -280,6 +297,9 @@ impl Engine {
         }
         self.persist(id);
         self.emit(id, EventKind::Finished { state, code, reason: reason.to_owned(), result });
+        if let Some(m) = self.tasks.remove(&id) {
+            self.finished.insert(id, m.rec);
+        }
         if let Some(parent) = parent {
             self.children.remove(&(parent, id));
             if let Some(c) = self.contracts.get_mut(&parent) {
@@ -289,9 +309,7 @@ impl Engine {
     }
 
     pub(crate) fn forget(&mut self, id: TaskId) {
-        if self.tasks.get(&id).is_some_and(|m| m.rec.state.is_terminal()) {
-            self.tasks.remove(&id);
-        }
+        self.finished.remove(&id);
     }
 
     pub(crate) fn arm_lease(&mut self, id: TaskId, at: Micros, epoch: u32) {

@@ -22,8 +22,16 @@ pub const AGENT_ID_LEN: usize = 52;
 /// Text form: the 32 bytes in lower-case base32hex without padding (52 characters), which is
 /// safe in NATS subjects, Redis channels and URLs. Agents that never sign (in-process
 /// simulations) may use any 32 bytes, for example [`AgentId::from_index`].
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct AgentId(pub [u8; 32]);
+
+impl std::hash::Hash for AgentId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // One write of the raw bytes, without a length prefix, so that a hasher can key on
+        // the leading bytes, which are already well spread.
+        state.write(&self.0);
+    }
+}
 
 impl AgentId {
     /// A deterministic id for unsigned, in-process agents (simulations, benchmarks).

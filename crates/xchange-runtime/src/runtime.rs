@@ -46,6 +46,8 @@ enum ShardJoin {
 struct Owner {
     shared: Arc<Shared>,
     joins: Mutex<Vec<ShardJoin>>,
+    /// The tokio handle of each shard thread (only with `start_on_threads`).
+    handles: Mutex<Vec<tokio::runtime::Handle>>,
     guard: Mutex<Option<mpsc::Receiver<()>>>,
 }
 
@@ -134,6 +136,7 @@ impl RuntimeBuilder {
         let owner = Owner {
             shared: shared.clone(),
             joins: Mutex::new(Vec::new()),
+            handles: Mutex::new(Vec::new()),
             guard: Mutex::new(Some(guard_rx)),
         };
         (Runtime { shared, owner: Arc::new(owner) }, shards)
@@ -153,8 +156,10 @@ impl RuntimeBuilder {
     pub fn start_on_threads(self) -> std::io::Result<Runtime> {
         let (runtime, shards) = self.prepare();
         let mut joins = Vec::new();
+        let mut handles = Vec::new();
         for shard in shards {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            handles.push(rt.handle().clone());
             let thread = std::thread::Builder::new().name(format!("xchange-shard-{}", shard.index)).spawn(
                 move || {
                     rt.block_on(shard.run());
@@ -165,6 +170,7 @@ impl RuntimeBuilder {
             joins.push(ShardJoin::Thread(thread));
         }
         *runtime.owner.joins.lock() = joins;
+        *runtime.owner.handles.lock() = handles;
         Ok(runtime)
     }
 }
@@ -226,6 +232,13 @@ impl Runtime {
     /// The bus the runtime sends on.
     pub fn bus(&self) -> &Arc<dyn Bus> {
         &self.shared.bus
+    }
+
+    /// The tokio handle of a shard's thread, to run work next to the agents it hosts
+    /// (sends and replies then never cross cores). `None` unless started with
+    /// [`RuntimeBuilder::start_on_threads`].
+    pub fn shard_handle(&self, shard: usize) -> Option<tokio::runtime::Handle> {
+        self.owner.handles.lock().get(shard).cloned()
     }
 
     /// Number of shards.

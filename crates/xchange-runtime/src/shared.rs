@@ -68,7 +68,7 @@ fn topics(id: AgentId, profile: Option<&ContractorProfile>) -> Vec<Topic> {
         let global: [Arc<str>; 1] = [GLOBAL_POOL.into()];
         let pools = if p.pools.is_empty() { &global[..] } else { &p.pools[..] };
         for pool in pools {
-            for cap in &p.capabilities {
+            for cap in p.capabilities.iter() {
                 out.push(Topic::Pool { pool: pool.clone(), capability: cap.clone() });
             }
         }
@@ -273,7 +273,7 @@ impl Shared {
 }
 
 pub(crate) fn validate_names(profile: &ContractorProfile) -> Result<(), RuntimeError> {
-    for name in profile.capabilities.iter().chain(&profile.pools) {
+    for name in profile.capabilities.iter().chain(profile.pools.iter()) {
         if !is_valid_name(name) {
             return Err(RuntimeError::InvalidSpec(format!("{name:?} is not 1-64 of [A-Za-z0-9_-]")));
         }

@@ -172,7 +172,10 @@ pub(crate) fn verify_report(spec: &TaskSpec, result: &Value) -> Result<(), Strin
     let paragraphs = text::paragraphs(text).len() as u64;
     let words = text::word_count(text);
     if result["paragraphs"].as_u64() != Some(paragraphs) {
-        return Err(format!("the report counts {} paragraphs, the document has {paragraphs}", result["paragraphs"]));
+        return Err(format!(
+            "the report counts {} paragraphs, the document has {paragraphs}",
+            result["paragraphs"]
+        ));
     }
     if result["words"].as_u64() != Some(words) {
         return Err(format!("the report counts {} words, the document has {words}", result["words"]));

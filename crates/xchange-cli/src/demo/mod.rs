@@ -98,7 +98,9 @@ async fn run_society(args: &DemoArgs) -> anyhow::Result<Summary> {
     };
     for (i, capability) in WORK.into_iter().enumerate() {
         // name, speed (units/s), price per unit, crashes
-        for (style, speed, price, flaky) in [("swift", 60.0, 30, false), ("steady", 20.0, 8, false), ("flaky", 40.0, 12, true)] {
+        for (style, speed, price, flaky) in
+            [("swift", 60.0, 30, false), ("steady", 20.0, 8, false), ("flaky", 40.0, 12, true)]
+        {
             let crashes = flaky.then(|| Crashes {
                 rate: args.crash_rate,
                 downtime: Duration::from_millis(250),
@@ -107,7 +109,13 @@ async fn run_society(args: &DemoArgs) -> anyhow::Result<Summary> {
                 count: AtomicU64::new(0),
             });
             let worker = Arc::new(Worker { capability, speed, crashes, executions: AtomicU64::new(0) });
-            let profile = ContractorProfile { capacity: 2, queue_limit: 6, price_per_unit: price, speed, ..ContractorProfile::new([capability]) };
+            let profile = ContractorProfile {
+                capacity: 2,
+                queue_limit: 6,
+                price_per_unit: price,
+                speed,
+                ..ContractorProfile::new([capability])
+            };
             let handle = runtime.spawn_agent(AgentSpec::contractor(id(), profile, worker.clone()))?;
             if let Some(c) = &worker.crashes {
                 let _ = c.handle.set(handle.clone());
@@ -117,15 +125,25 @@ async fn run_society(args: &DemoArgs) -> anyhow::Result<Summary> {
         }
     }
     for price in [5, 7] {
-        let profile = ContractorProfile { capacity: 16, queue_limit: 32, price_per_unit: price, speed: 4.0, ..ContractorProfile::new([ANALYZE]) };
-        handles.push(runtime.spawn_agent(AgentSpec::contractor(id(), profile, Arc::new(Coordinator)).managing(true))?);
+        let profile = ContractorProfile {
+            capacity: 16,
+            queue_limit: 32,
+            price_per_unit: price,
+            speed: 4.0,
+            ..ContractorProfile::new([ANALYZE])
+        };
+        handles.push(
+            runtime
+                .spawn_agent(AgentSpec::contractor(id(), profile, Arc::new(Coordinator)).managing(true))?,
+        );
     }
     let client = runtime.spawn_agent(AgentSpec::manager(id()))?;
     handles.push(client.clone());
 
     let progress = indicatif::ProgressBar::new(args.jobs);
     progress.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} jobs  {msg}").expect("valid progress template"),
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} jobs  {msg}")
+            .expect("valid progress template"),
     );
     let started = Instant::now();
     let mut rng = DetRng::new(args.seed);

@@ -29,8 +29,11 @@ impl Summary {
         wall: Duration,
         workers: Vec<WorkerInfo>,
     ) -> Self {
-        let crashes: u64 =
-            workers.iter().filter_map(|w| w.worker.crashes.as_ref()).map(|c| c.count.load(Ordering::Relaxed)).sum();
+        let crashes: u64 = workers
+            .iter()
+            .filter_map(|w| w.worker.crashes.as_ref())
+            .map(|c| c.count.load(Ordering::Relaxed))
+            .sum();
         let wall_s = wall.as_secs_f64();
         let fields = vec![
             ("seed", json!(args.seed)),
@@ -57,7 +60,14 @@ impl Summary {
             .map(|w| {
                 let rate = w.worker.crashes.as_ref().map_or(0.0, |c| c.rate);
                 let crashes = w.worker.crashes.as_ref().map_or(0, |c| c.count.load(Ordering::Relaxed));
-                (w.name.clone(), w.worker.speed, w.price, rate, w.worker.executions.load(Ordering::Relaxed), crashes)
+                (
+                    w.name.clone(),
+                    w.worker.speed,
+                    w.price,
+                    rate,
+                    w.worker.executions.load(Ordering::Relaxed),
+                    crashes,
+                )
             })
             .collect();
         Self { fields, workers, failures }
@@ -80,7 +90,11 @@ impl Summary {
         for (k, v) in &self.fields {
             let _ = writeln!(out, "  {k:<18} {v}");
         }
-        let _ = writeln!(out, "\n  {:<26} {:>7} {:>7} {:>7} {:>10} {:>8}", "worker", "speed", "price", "crash%", "executions", "crashes");
+        let _ = writeln!(
+            out,
+            "\n  {:<26} {:>7} {:>7} {:>7} {:>10} {:>8}",
+            "worker", "speed", "price", "crash%", "executions", "crashes"
+        );
         for (name, speed, price, rate, executions, crashes) in &self.workers {
             let _ = writeln!(
                 out,

@@ -376,7 +376,8 @@ fn no_eligible_contractor_fails_after_the_timeout() {
 #[test]
 fn siblings_submitted_with_shares_split_the_budget_evenly_and_all_run() {
     let mut w = World::new(fast_config(), 11);
-    let coordinator = w.add_contractor(0, profile("doc", 1), Behaviour { exec_time: 10 * SECOND, fail_rate: 0.0 });
+    let coordinator =
+        w.add_contractor(0, profile("doc", 1), Behaviour { exec_time: 10 * SECOND, fail_rate: 0.0 });
     w.add_contractor(1, profile("para", 8), QUICK);
     w.managers.insert(coordinator);
     for (id, p) in w.profiles.clone() {
@@ -392,7 +393,8 @@ fn siblings_submitted_with_shares_split_the_budget_evenly_and_all_run() {
             w.submit(coordinator, submit).expect("a share of the budget is enough")
         })
         .collect();
-    let budgets: Vec<u32> = subs.iter().map(|t| w.engines[&coordinator].task(t).unwrap().budget.messages).collect();
+    let budgets: Vec<u32> =
+        subs.iter().map(|t| w.engines[&coordinator].task(t).unwrap().budget.messages).collect();
     let (lo, hi) = (budgets.iter().min().unwrap(), budgets.iter().max().unwrap());
     assert!(hi - lo <= hi / 10 + 2, "even split: {budgets:?}");
     w.run_until(w.now + SECOND);
