@@ -45,6 +45,8 @@ counters! {
     contracts,
     /// Contracts that ended without a result and whose task was placed again.
     reassignments,
+    /// Awards the contractor turned down before starting (busy, not capable); placed again.
+    declined_awards,
     /// Re-executions after a failure report or a rejected result (count against retry limits).
     retries,
     /// Leases that lapsed.

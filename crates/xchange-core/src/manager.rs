@@ -106,6 +106,9 @@ pub(crate) enum Ending {
     /// The contractor failed to hold the contract (lease, disconnect, hand-back, busy):
     /// draws on the job's budget, not on the retry limit.
     Fault,
+    /// The contractor turned the award down before starting (busy, not capable): placed
+    /// again at once, counted apart from reassignments of work that was under way.
+    Declined,
     /// Execution failed; counts against the retry limit.
     Failure { retryable: bool },
     /// The result was rejected by assessment; counts against the retry limit.

@@ -50,14 +50,14 @@ impl Engine {
         if let Some((at, epoch)) = armed {
             self.cancel_timer(at, Timer::Lease(id, epoch));
         }
-        // A busy refusal or a hand-back of work not yet started costs no reputation (the
-        // award was provisional); a hand-back after start is charged where it is reported.
-        if !matches!(code, Code::Busy | Code::Decommitted) {
+        // Turning an award down or handing back work not yet started costs no reputation
+        // (the award was provisional); a hand-back after start is charged where reported.
+        if ending != Ending::Declined && code != Code::Decommitted {
             self.reputation.entry(from).or_default().bad += 1;
         }
         self.emit(id, EventKind::Reassigned { code, from });
         let m = self.tasks.get_mut(&id).expect("managed task");
-        if ending != Ending::Fault {
+        if matches!(ending, Ending::Failure { .. } | Ending::Rejected) {
             m.rec.retries += 1;
             self.counters.retries += 1;
             if m.rec.retries > retry_limit {
@@ -75,7 +75,11 @@ impl Engine {
             );
         }
         m.rec.budget.retries -= 1;
-        self.counters.reassignments += 1;
+        if ending == Ending::Declined {
+            self.counters.declined_awards += 1;
+        } else {
+            self.counters.reassignments += 1;
+        }
         if ending == (Ending::Failure { retryable: true }) && self.index.knows(&from) {
             let price = self.bid_price(id, from);
             return self.award(id, from, price, None, None);
@@ -184,6 +188,12 @@ impl Engine {
             }
             Body::Failure(failure) => {
                 let ending = match failure.code {
+                    // The contractor turned the award down before doing anything.
+                    Code::Busy | Code::NotCapable | Code::LoopDetected | Code::Declined
+                        if !failure.started =>
+                    {
+                        Ending::Declined
+                    }
                     Code::Decommitted
                     | Code::Busy
                     | Code::NotCapable

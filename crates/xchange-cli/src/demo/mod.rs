@@ -4,6 +4,7 @@ mod agents;
 mod report;
 mod text;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::json;
 use xchange_bus::{Bus, InProcBus};
-use xchange_core::{Announce, ContractorProfile, DetRng, EngineConfig};
+use xchange_core::{Announce, ContractorProfile, DetRng, EngineConfig, EventKind};
 use xchange_protocol::{AgentId, TaskSpec};
 use xchange_runtime::{AgentSpec, RuntimeBuilder};
 
@@ -111,7 +112,7 @@ async fn run_society(args: &DemoArgs) -> anyhow::Result<Summary> {
             let worker = Arc::new(Worker { capability, speed, crashes, executions: AtomicU64::new(0) });
             let profile = ContractorProfile {
                 capacity: 2,
-                queue_limit: 6,
+                queue_limit: 16,
                 price_per_unit: price,
                 speed,
                 ..ContractorProfile::new([capability])
@@ -140,6 +141,17 @@ async fn run_society(args: &DemoArgs) -> anyhow::Result<Summary> {
     let client = runtime.spawn_agent(AgentSpec::manager(id()))?;
     handles.push(client.clone());
 
+    // Why work moved, counted from the lifecycle events of every manager.
+    let reasons: Arc<Mutex<BTreeMap<&'static str, u64>>> = Arc::default();
+    let mut tap = runtime.subscribe_events();
+    let counting = reasons.clone();
+    let tally = tokio::spawn(async move {
+        while let Some((_, event)) = tap.recv().await {
+            if let EventKind::Reassigned { code, .. } = event.kind {
+                *counting.lock().expect("reasons lock").entry(code.name()).or_insert(0) += 1;
+            }
+        }
+    });
     let progress = indicatif::ProgressBar::new(args.jobs);
     progress.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} jobs  {msg}")
@@ -193,5 +205,7 @@ async fn run_society(args: &DemoArgs) -> anyhow::Result<Summary> {
     }
     let messages = bus.counters().delivered_total();
     runtime.shutdown().await;
-    Ok(Summary::new(args, completed, failures, engines, messages, &latencies, wall, workers))
+    let _ = tally.await;
+    let reasons = std::mem::take(&mut *reasons.lock().expect("reasons lock"));
+    Ok(Summary::new(args, completed, failures, engines, messages, &latencies, wall, workers, reasons))
 }

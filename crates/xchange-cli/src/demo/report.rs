@@ -28,6 +28,7 @@ impl Summary {
         latencies: &Latencies,
         wall: Duration,
         workers: Vec<WorkerInfo>,
+        reassigned_by: std::collections::BTreeMap<&'static str, u64>,
     ) -> Self {
         let crashes: u64 = workers
             .iter()
@@ -42,6 +43,8 @@ impl Summary {
             ("jobs_failed", json!(failures.len())),
             ("contracts", json!(engines.contracts)),
             ("reassignments", json!(engines.reassignments)),
+            ("declined_awards", json!(engines.declined_awards)),
+            ("reassigned_by", json!(reassigned_by)),
             ("lease_expiries", json!(engines.lease_expiries)),
             ("subcontracts", json!(engines.subcontracts)),
             ("retries", json!(engines.retries)),
