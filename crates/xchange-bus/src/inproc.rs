@@ -100,32 +100,91 @@ impl Subs {
     }
 }
 
+/// The subscribers of one agent's inbox: almost always exactly one, kept inline so that
+/// routing to one agent among a hundred thousand costs one cache miss less.
+enum AgentSubs {
+    One(Sub),
+    Many(Subs),
+}
+
+impl Default for AgentSubs {
+    fn default() -> Self {
+        Self::Many(Subs::default())
+    }
+}
+
+impl AgentSubs {
+    fn push(&mut self, sub: Sub) {
+        match self {
+            Self::Many(subs) if subs.is_empty() => *self = Self::One(sub),
+            Self::Many(subs) => subs.push(sub),
+            Self::One(_) => {
+                let Self::One(first) = std::mem::take(self) else { unreachable!("matched One") };
+                let mut subs = Subs::default();
+                subs.push(first);
+                subs.push(sub);
+                *self = Self::Many(subs);
+            }
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        match self {
+            Self::One(sub) if sub.id == id => *self = Self::default(),
+            Self::One(_) => {}
+            Self::Many(subs) => subs.remove(id),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Self::One(_) => false,
+            Self::Many(subs) => subs.is_empty(),
+        }
+    }
+
+    fn as_subs(&self) -> Route<'_> {
+        match self {
+            Self::One(sub) => Route::One(sub),
+            Self::Many(subs) => match subs.only() {
+                Some(sub) => Route::One(sub),
+                None => Route::Many(subs),
+            },
+        }
+    }
+}
+
+/// Where one published message goes.
+enum Route<'a> {
+    One(&'a Sub),
+    Many(&'a Subs),
+}
+
 type Capabilities = HashMap<Arc<str>, Subs, FastStr>;
 
 #[derive(Default)]
 struct Table {
-    agents: HashMap<AgentKey, Subs, BuildHasherDefault<PassThrough>>,
+    agents: HashMap<AgentKey, AgentSubs, BuildHasherDefault<PassThrough>>,
     // pool -> capability -> subscribers: nested so a lookup borrows the message's `&str`s.
     pools: HashMap<Arc<str>, Capabilities, FastStr>,
 }
 
 impl Table {
-    fn subs_mut(&mut self, topic: &Topic) -> &mut Subs {
+    fn add(&mut self, topic: &Topic, sub: Sub) {
         match topic {
-            Topic::Agent(a) => self.agents.entry(AgentKey(*a)).or_default(),
+            Topic::Agent(a) => self.agents.entry(AgentKey(*a)).or_default().push(sub),
             Topic::Pool { pool, capability } => {
-                self.pools.entry(pool.clone()).or_default().entry(capability.clone()).or_default()
+                self.pools.entry(pool.clone()).or_default().entry(capability.clone()).or_default().push(sub)
             }
         }
     }
 
     fn remove(&mut self, topic: &Topic, id: u64) {
-        let remove_from = |subs: &mut Subs| subs.remove(id);
         match topic {
             Topic::Agent(a) => {
                 let key = AgentKey(*a);
                 if let Some(subs) = self.agents.get_mut(&key) {
-                    remove_from(subs);
+                    subs.remove(id);
                     if subs.is_empty() {
                         self.agents.remove(&key);
                     }
@@ -134,7 +193,7 @@ impl Table {
             Topic::Pool { pool, capability } => {
                 if let Some(caps) = self.pools.get_mut(pool) {
                     if let Some(subs) = caps.get_mut(capability) {
-                        remove_from(subs);
+                        subs.remove(id);
                         if subs.is_empty() {
                             caps.remove(capability);
                         }
@@ -211,24 +270,36 @@ impl InProcBus {
     fn route(&self, msg: Arc<Envelope>) {
         let kind = msg.kind();
         let table = self.stripe_of(&msg.to).read();
-        let subs = match &msg.to {
-            Recipient::Agent(a) => table.agents.get(&AgentKey(*a)),
-            Recipient::Pool { pool, capability } => {
-                table.pools.get(&**pool).and_then(|c| c.get(&**capability))
+        let route = match &msg.to {
+            Recipient::Agent(a) => {
+                table.agents.get(&AgentKey(*a)).filter(|s| !s.is_empty()).map(AgentSubs::as_subs)
             }
+            Recipient::Pool { pool, capability } => table
+                .pools
+                .get(&**pool)
+                .and_then(|c| c.get(&**capability))
+                .filter(|s| !s.is_empty())
+                .map(|s| s.only().map_or(Route::Many(s), Route::One)),
         };
-        let Some(subs) = subs.filter(|s| !s.is_empty()) else {
+        let Some(route) = route else {
             drop(table);
             self.stats.dropped(1);
             return;
         };
         let (mut delivered, mut dead) = (0, 0);
-        if let Some(only) = subs.only() {
+        match route {
             // The common case (one agent inbox): move the Arc instead of cloning it.
-            if only.inbox.deliver(msg) { delivered += 1 } else { dead += 1 }
-        } else {
-            for s in subs.live() {
-                if s.inbox.deliver(msg.clone()) { delivered += 1 } else { dead += 1 }
+            Route::One(only) => {
+                if only.inbox.deliver(msg) {
+                    delivered += 1
+                } else {
+                    dead += 1
+                }
+            }
+            Route::Many(subs) => {
+                for s in subs.live() {
+                    if s.inbox.deliver(msg.clone()) { delivered += 1 } else { dead += 1 }
+                }
             }
         }
         drop(table);
@@ -271,7 +342,7 @@ impl Bus for InProcBus {
         let id = self.next_id.fetch_add(1, Relaxed);
         // Register the id first so that a concurrent unsubscribe of it can find the topic.
         self.topics.lock().insert(id, topic.clone());
-        self.stripe_of_topic(&topic).write().subs_mut(&topic).push(Sub { id, inbox, gone: false });
+        self.stripe_of_topic(&topic).write().add(&topic, Sub { id, inbox, gone: false });
         Ok(SubscriptionId(id))
     }
 

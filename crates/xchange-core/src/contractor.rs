@@ -170,7 +170,7 @@ impl Engine {
             state: ContractState::Queued,
             queue_key,
         };
-        self.contracts.insert(task, contract);
+        self.contracts.insert(task, Box::new(contract));
         self.run_queue.insert(queue_key);
         self.by_manager.insert((msg.from, task));
         if !self.heartbeats.contains_key(&msg.from) {

@@ -16,7 +16,7 @@ use crate::config::{ContractorProfile, EngineConfig};
 use crate::contractor::Contract;
 use crate::counters::Counters;
 use crate::index::CapabilityIndex;
-use crate::io::{Effect, Event, EventKind, Input, PersistToken, Refused, TaskRecord};
+use crate::io::{Effect, Event, EventKind, FinishedTask, Input, PersistToken, Refused, TaskRecord};
 use crate::manager::Managed;
 use crate::rng::DetRng;
 
@@ -82,7 +82,7 @@ pub struct Engine {
     pub(crate) running: u32,
     pub(crate) profile: Option<ContractorProfile>,
     pub(crate) run_queue: BTreeSet<(Reverse<i64>, u64, TaskId)>,
-    pub(crate) contracts: BTreeMap<TaskId, Contract>,
+    pub(crate) contracts: BTreeMap<TaskId, Box<Contract>>,
     pub(crate) by_manager: BTreeSet<(AgentId, TaskId)>,
     /// Managers this agent holds contracts from, with the time of the next heartbeat.
     pub(crate) heartbeats: AgentMap<Micros>,
@@ -94,13 +94,13 @@ pub struct Engine {
     // Manager side.
     pub(crate) root_lineage: Lineage,
     pub(crate) index: CapabilityIndex,
-    pub(crate) tasks: BTreeMap<TaskId, Managed>,
+    /// Boxed: a task is a few hundred bytes, and ordered-map nodes shift their values.
+    pub(crate) tasks: BTreeMap<TaskId, Box<Managed>>,
     /// Ended tasks, kept for `terminal_retention` to answer duplicates. Apart from `tasks`
     /// so that the map every message looks up holds live work only.
-    pub(crate) finished: BTreeMap<TaskId, TaskRecord>,
+    pub(crate) finished: BTreeMap<TaskId, FinishedTask>,
     pub(crate) by_contractor: BTreeSet<(AgentId, TaskId)>,
     pub(crate) waiting: BTreeSet<(Reverse<i64>, TaskId)>,
-    pub(crate) reputation: AgentMap<crate::score::Reputation>,
     pub(crate) incarnations: AgentMap<u64>,
     /// Finished tasks to forget, in time order (retention is constant, so a queue suffices
     /// and the timer set stays small).
@@ -129,7 +129,6 @@ impl Engine {
             finished: BTreeMap::new(),
             by_contractor: BTreeSet::new(),
             waiting: BTreeSet::new(),
-            reputation: AgentMap::default(),
             incarnations: AgentMap::default(),
             contracts: BTreeMap::new(),
             by_manager: BTreeSet::new(),
@@ -214,12 +213,17 @@ impl Engine {
 
     /// The record of a task managed here.
     pub fn task(&self, id: &TaskId) -> Option<&TaskRecord> {
-        self.tasks.get(id).map(|m| &m.rec).or_else(|| self.finished.get(id))
+        self.tasks.get(id).map(|m| &m.rec)
     }
 
-    /// Every task managed here: live ones in id order, then finished ones in id order.
+    /// How a task that ended here ended (remembered for `terminal_retention`).
+    pub fn finished_task(&self, id: &TaskId) -> Option<&FinishedTask> {
+        self.finished.get(id)
+    }
+
+    /// Every live task managed here, in id order.
     pub fn tasks(&self) -> impl Iterator<Item = &TaskRecord> {
-        self.tasks.values().map(|m| &m.rec).chain(self.finished.values())
+        self.tasks.values().map(|m| &m.rec)
     }
 
     /// The contracts held here: task, manager, epoch, and whether execution started.
@@ -271,6 +275,7 @@ impl Engine {
             Input::PartitionLost { partition } => {
                 let lost: Vec<TaskId> =
                     self.tasks().filter(|r| r.partition == partition).map(|r| r.id).collect();
+                self.finished.retain(|_, f| f.partition != partition);
                 self.let_go(&lost);
             }
         }

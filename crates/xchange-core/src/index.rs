@@ -10,6 +10,7 @@ use xchange_protocol::AgentId;
 use crate::agent_map::AgentMap;
 use crate::config::AgentCard;
 use crate::rng::DetRng;
+use crate::score::Reputation;
 
 /// A set of agents with O(1) sampling and O(log n) removal.
 #[derive(Debug, Default, Clone)]
@@ -45,7 +46,16 @@ impl Members {
 pub(crate) struct CapabilityIndex {
     by_pool: BTreeMap<Arc<str>, BTreeMap<Arc<str>, Members>>,
     every_pool: BTreeMap<Arc<str>, Members>,
-    cards: AgentMap<AgentCard>,
+    /// Every known agent's card and this manager's record of it, in one entry so that
+    /// judging a bid costs one lookup.
+    cards: AgentMap<Known>,
+}
+
+/// A known agent.
+#[derive(Debug, Clone)]
+struct Known {
+    card: AgentCard,
+    reputation: Reputation,
 }
 
 /// The agents eligible for one (pool, capability): up to two member lists.
@@ -108,6 +118,8 @@ impl Eligible<'_> {
 
 impl CapabilityIndex {
     pub(crate) fn insert(&mut self, card: AgentCard) {
+        // A returning agent keeps its record.
+        let reputation = self.cards.get(&card.id).map(|k| k.reputation).unwrap_or_default();
         self.remove(&card.id);
         for cap in card.capabilities.iter() {
             if card.pools.is_empty() {
@@ -123,11 +135,21 @@ impl CapabilityIndex {
                 }
             }
         }
-        self.cards.insert(card.id, card);
+        self.cards.insert(card.id, Known { card, reputation });
+    }
+
+    /// The manager's record of a known agent.
+    pub(crate) fn reputation(&self, id: &AgentId) -> Option<Reputation> {
+        self.cards.get(id).map(|k| k.reputation)
+    }
+
+    /// The manager's record of a known agent, to update.
+    pub(crate) fn reputation_mut(&mut self, id: &AgentId) -> Option<&mut Reputation> {
+        self.cards.get_mut(id).map(|k| &mut k.reputation)
     }
 
     pub(crate) fn remove(&mut self, id: &AgentId) {
-        let Some(card) = self.cards.swap_remove(id) else { return };
+        let Some(Known { card, .. }) = self.cards.swap_remove(id) else { return };
         for cap in card.capabilities.iter() {
             if card.pools.is_empty() {
                 if let Some(m) = self.every_pool.get_mut(cap) {

@@ -324,6 +324,39 @@ pub enum EventKind {
     },
 }
 
+/// What an engine remembers of a task that ended, for `terminal_retention`: enough to
+/// answer a duplicate report and to say how the task ended. The full record went out with
+/// the last `Persist` and the `Finished` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FinishedTask {
+    /// `completed`, `failed`, `cancelled` or `expired`.
+    pub state: TaskState,
+    /// Why.
+    pub code: Code,
+    /// The last contract epoch.
+    pub epoch: u32,
+    /// The last contractor.
+    pub contractor: Option<AgentId>,
+    /// Executions that ended in failure or a rejected result.
+    pub retries: u32,
+    /// Partition the task belonged to.
+    pub partition: u32,
+}
+
+impl FinishedTask {
+    /// The summary of an ended task's record.
+    pub fn of(rec: &TaskRecord) -> Self {
+        Self {
+            state: rec.state,
+            code: rec.code.unwrap_or(Code::Processed),
+            epoch: rec.epoch,
+            contractor: rec.contractor,
+            retries: rec.retries,
+            partition: rec.partition,
+        }
+    }
+}
+
 /// The durable state of a task this engine manages: enough for `restore` to continue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskRecord {

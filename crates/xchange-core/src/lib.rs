@@ -38,6 +38,7 @@ pub use config::{AgentCard, Announce, ContractorProfile, EngineConfig, Names, Sc
 pub use counters::Counters;
 pub use engine::Engine;
 pub use io::{
-    BidTerms, Effect, Event, EventKind, ExecOutcome, Input, PersistToken, Refused, Submit, TaskRecord,
+    BidTerms, Effect, Event, EventKind, ExecOutcome, FinishedTask, Input, PersistToken, Refused, Submit,
+    TaskRecord,
 };
 pub use rng::DetRng;

@@ -231,7 +231,7 @@ impl Engine {
             reason: None,
             result: None,
         };
-        self.tasks.insert(id, Managed::new(rec));
+        self.tasks.insert(id, Box::new(Managed::new(rec)));
         self.counters.submitted += 1;
         if let Some(parent) = s.parent {
             self.counters.subcontracts += 1;
@@ -436,6 +436,7 @@ impl Engine {
                     eta_ms: p.eta_ms,
                     load: p.load,
                     msg: msg.id,
+                    reputation: 0.5,
                 });
             }
             _ => self.counters.refusals += 1,
@@ -456,10 +457,6 @@ impl Engine {
         }
     }
 
-    pub(crate) fn reputation_of(&self, agent: &AgentId) -> f64 {
-        self.reputation.get(agent).map_or(0.5, |r| r.value())
-    }
-
     fn close_round(&mut self, id: TaskId) {
         let Some(m) = self.tasks.get_mut(&id) else { return };
         let timer = (m.reply_by, Timer::BidWindow(id, m.round));
@@ -467,17 +464,24 @@ impl Engine {
         let bids = std::mem::take(&mut m.bids);
         let max_price = m.rec.spec.max_price.unwrap_or(u64::MAX);
         let affordable = m.rec.budget.price;
-        let (mut usable, unusable): (Vec<Bid>, Vec<Bid>) = bids.into_iter().partition(|b| {
-            !m.excluded.contains(&b.agent)
-                && b.price <= max_price
-                && b.price <= affordable
-                && self.index.knows(&b.agent)
-        });
+        let (mut usable, mut unusable) = (Vec::with_capacity(bids.len()), Vec::new());
+        for mut b in bids {
+            // One lookup tells whether the bidder is still known and what the manager thinks of it.
+            match self.index.reputation(&b.agent) {
+                Some(r)
+                    if !m.excluded.contains(&b.agent) && b.price <= max_price && b.price <= affordable =>
+                {
+                    b.reputation = r.value();
+                    usable.push(b);
+                }
+                _ => unusable.push(b),
+            }
+        }
         let over_budget = unusable.iter().any(|b| b.price > affordable && b.price <= max_price);
         let priority = m.rec.spec.priority;
         self.cancel_timer(timer.0, timer.1);
         let weights = self.cfg.weights;
-        rank(&mut usable, &weights, priority, |a| self.reputation_of(a));
+        rank(&mut usable, &weights, priority);
         for loser in &unusable {
             let reject = Body::Reject(CodeBody {
                 code: Code::Declined,

@@ -7,7 +7,7 @@ use xchange_protocol::{
 
 use crate::config::AgentCard;
 use crate::engine::{Engine, Thread, Timer};
-use crate::io::{EventKind, TaskRecord};
+use crate::io::{EventKind, FinishedTask, TaskRecord};
 use crate::manager::{Ending, Managed};
 
 impl Engine {
@@ -169,11 +169,11 @@ impl Engine {
             let (state, parent, contractor, deadline) =
                 (rec.state, rec.parent, rec.contractor, rec.spec.deadline);
             if state.is_terminal() {
-                self.finished.insert(id, rec);
+                self.finished.insert(id, FinishedTask::of(&rec));
                 self.forget.push_back((self.now + self.cfg.terminal_retention, id));
                 continue;
             }
-            self.tasks.insert(id, Managed::new(rec));
+            self.tasks.insert(id, Box::new(Managed::new(rec)));
             if let Some(deadline) = deadline {
                 self.timer(deadline * 1000, Timer::Deadline(id));
             }

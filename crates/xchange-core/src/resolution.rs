@@ -10,7 +10,7 @@ use xchange_protocol::{
 
 use crate::Micros;
 use crate::engine::{Engine, Timer};
-use crate::io::{Effect, EventKind};
+use crate::io::{Effect, EventKind, FinishedTask};
 use crate::manager::{Ending, Round};
 
 impl Engine {
@@ -52,8 +52,11 @@ impl Engine {
         }
         // Turning an award down or handing back work not yet started costs no reputation
         // (the award was provisional); a hand-back after start is charged where reported.
-        if ending != Ending::Declined && code != Code::Decommitted {
-            self.reputation.entry(from).or_default().bad += 1;
+        if ending != Ending::Declined
+            && code != Code::Decommitted
+            && let Some(r) = self.index.reputation_mut(&from)
+        {
+            r.bad += 1;
         }
         self.emit(id, EventKind::Reassigned { code, from });
         let m = self.tasks.get_mut(&id).expect("managed task");
@@ -203,7 +206,9 @@ impl Engine {
                 };
                 if failure.code == Code::Decommitted && failure.started {
                     // Handing back started work costs reputation; provisional work does not.
-                    self.reputation.entry(msg.from).or_default().bad += 1;
+                    if let Some(r) = self.index.reputation_mut(&msg.from) {
+                        r.bad += 1;
+                    }
                 }
                 self.contract_ended(id, failure.code, ending, Some(failure.spent));
             }
@@ -213,7 +218,9 @@ impl Engine {
 
     pub(crate) fn complete(&mut self, id: TaskId, result: Arc<Value>) {
         if let Some(c) = self.tasks.get(&id).and_then(|m| m.rec.contractor) {
-            self.reputation.entry(c).or_default().good += 1;
+            if let Some(r) = self.index.reputation_mut(&c) {
+                r.good += 1;
+            }
             self.by_contractor.remove(&(c, id));
         }
         self.finish(id, TaskState::Completed, Code::Processed, "", Some(result));
@@ -308,7 +315,7 @@ impl Engine {
         self.persist(id);
         self.emit(id, EventKind::Finished { state, code, reason: reason.to_owned(), result });
         if let Some(m) = self.tasks.remove(&id) {
-            self.finished.insert(id, m.rec);
+            self.finished.insert(id, FinishedTask::of(&m.rec));
         }
         if let Some(parent) = parent {
             self.children.remove(&(parent, id));

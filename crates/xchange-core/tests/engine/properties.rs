@@ -143,9 +143,9 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
     for t in &tasks {
         let ends = finished.get(t).cloned().unwrap_or_default();
         prop_assert_eq!(ends.len(), 1, "task {} must end exactly once: {:?}", t, ends);
-        let rec = w.engines[&m].task(t);
-        if let Some(rec) = rec {
-            prop_assert!(rec.state.is_terminal());
+        prop_assert!(w.engines[&m].task(t).is_none(), "an ended task is no longer live");
+        if let Some(done) = w.engines[&m].finished_task(t) {
+            prop_assert_eq!(done.state, ends[0].0);
         }
         let (state, code) = ends[0];
         if state == TaskState::Completed {

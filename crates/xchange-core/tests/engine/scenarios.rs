@@ -78,9 +78,9 @@ fn a_crashed_contractor_loses_its_lease_and_the_task_moves_without_using_a_retry
     assert!(w.counter(|c| c.lease_expiries) >= 1);
     assert!(w.counter(|c| c.reassignments) >= 1);
     assert_eq!(w.counter(|c| c.retries), 0, "a fault is not a retry");
-    let rec = w.engines[&m].task(&t).unwrap();
-    assert_eq!(rec.retries, 0);
-    assert_ne!(rec.contractor, Some(holder));
+    let done = w.engines[&m].finished_task(&t).unwrap();
+    assert_eq!(done.retries, 0);
+    assert_ne!(done.contractor, Some(holder));
     w.check().unwrap();
 }
 
@@ -239,7 +239,7 @@ fn a_hand_back_moves_the_task_at_no_retry_cost() {
     w.input(holder, Input::Decommit { task: t, reason: "changed my mind".into() });
     w.run_until(w.now + 10 * SECOND);
     assert_eq!(outcome(&w, t).0, TaskState::Completed);
-    assert_eq!(w.engines[&m].task(&t).unwrap().retries, 0);
+    assert_eq!(w.engines[&m].finished_task(&t).unwrap().retries, 0);
     assert_ne!(w.executions.last().unwrap().0, holder);
 }
 
