@@ -1,15 +1,16 @@
-//! Maps keyed by agent id with O(1) lookups and a deterministic iteration order.
+//! Maps keyed by agent id with O(1) lookups.
 //!
 //! A manager may know a million agents; ordered maps keyed by 32-byte ids then cost a dozen
-//! key comparisons and cache misses per lookup. An insertion-ordered hash map with a fixed
-//! hasher iterates the same way on every run, so determinism is kept.
+//! key comparisons and cache misses per lookup. These maps are never iterated (so their
+//! order cannot leak into decisions), their values sit inline in the table (one cache miss
+//! per lookup, not two), and the hasher is fixed, so even their layout is reproducible.
 
 use std::hash::{BuildHasherDefault, Hasher};
 
 use xchange_protocol::AgentId;
 
 /// Hashes an agent id by its first eight bytes (public keys and `AgentId::from_index` ids are
-/// both well spread there). Fixed, so iteration order depends only on insertion order.
+/// both well spread there). Fixed, so a table's layout depends only on what was inserted.
 #[derive(Default)]
 pub(crate) struct AgentIdHasher(u64);
 
@@ -26,5 +27,5 @@ impl Hasher for AgentIdHasher {
     }
 }
 
-/// An insertion-ordered map from agent id.
-pub(crate) type AgentMap<V> = indexmap::IndexMap<AgentId, V, BuildHasherDefault<AgentIdHasher>>;
+/// A map from agent id. Never iterate it.
+pub(crate) type AgentMap<V> = hashbrown::HashMap<AgentId, V, BuildHasherDefault<AgentIdHasher>>;

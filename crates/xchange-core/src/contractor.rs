@@ -399,7 +399,7 @@ impl Engine {
 
     /// No contract from `manager` is left: no more heartbeats to it.
     fn stop_heartbeats(&mut self, manager: AgentId) {
-        if let Some(at) = self.heartbeats.swap_remove(&manager) {
+        if let Some(at) = self.heartbeats.remove(&manager) {
             self.cancel_timer(at, Timer::Heartbeat(manager));
         }
         if self.heartbeats.is_empty() {

@@ -77,7 +77,6 @@ pub struct Engine {
     pub(crate) id: AgentId,
     pub(crate) rng: DetRng,
     pub(crate) out: Vec<Effect>,
-    pub(crate) counters: Counters,
     // Contractor side.
     pub(crate) running: u32,
     pub(crate) profile: Option<ContractorProfile>,
@@ -87,6 +86,7 @@ pub struct Engine {
     /// Managers this agent holds contracts from, with the time of the next heartbeat.
     pub(crate) heartbeats: AgentMap<Micros>,
     pub(crate) timers: BTreeSet<(Micros, Timer)>,
+    pub(crate) counters: Counters,
     pub(crate) incarnation: u64,
     pub(crate) seq: u64,
     /// Subtasks (managed here) of contracts (held here): (parent, child).

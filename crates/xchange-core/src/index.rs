@@ -28,7 +28,7 @@ impl Members {
     }
 
     fn remove(&mut self, id: &AgentId) {
-        if let Some(i) = self.pos.swap_remove(id) {
+        if let Some(i) = self.pos.remove(id) {
             self.list.swap_remove(i);
             if let Some(moved) = self.list.get(i) {
                 self.pos.insert(*moved, i);
@@ -149,7 +149,7 @@ impl CapabilityIndex {
     }
 
     pub(crate) fn remove(&mut self, id: &AgentId) {
-        let Some(Known { card, .. }) = self.cards.swap_remove(id) else { return };
+        let Some(Known { card, .. }) = self.cards.remove(id) else { return };
         for cap in card.capabilities.iter() {
             if card.pools.is_empty() {
                 if let Some(m) = self.every_pool.get_mut(cap) {

@@ -36,18 +36,10 @@ impl Shard {
         debug_assert_eq!(new.token as usize, self.slots.len(), "tokens are handed out in order");
         let config = self.shared.config.clone();
         let (engine, resume) = match new.restore {
-            Some((incarnation, records)) => (
-                Box::new(Engine::restore(
-                    new.id,
-                    config,
-                    new.profile.clone(),
-                    new.seed,
-                    incarnation,
-                    records,
-                )),
-                true,
-            ),
-            None => (Box::new(Engine::new(new.id, config, new.profile.clone(), new.seed)), false),
+            Some((incarnation, records)) => {
+                (Engine::restore(new.id, config, new.profile.clone(), new.seed, incarnation, records), true)
+            }
+            None => (Engine::new(new.id, config, new.profile.clone(), new.seed), false),
         };
         let token = new.token;
         self.slots.push(Slot {
@@ -114,8 +106,7 @@ impl Shard {
         // A new seed, or the new engine would mint the same message ids as the old one.
         let seed = DetRng::new(slot.seed ^ incarnation.rotate_left(32)).next_u64();
         let config = self.shared.config.clone();
-        let engine =
-            Box::new(Engine::restore(slot.id, config, slot.profile.clone(), seed, incarnation, Vec::new()));
+        let engine = Engine::restore(slot.id, config, slot.profile.clone(), seed, incarnation, Vec::new());
         let subs = self.shared.subscribe(slot.id, slot.profile.as_ref(), &Inbox::from_sink(sink, token))?;
         let cards = match self.shared.arrive(slot.id, slot.profile.as_ref(), slot.manages) {
             Ok(cards) => cards,

@@ -296,6 +296,22 @@ impl EventTap {
         }
     }
 
+    /// The next event if one is ready, without waiting. A tap read this way never registers a
+    /// waker, so shards publishing to it never have to wake a thread parked on another core.
+    pub fn try_recv(&mut self) -> Option<(AgentId, Event)> {
+        loop {
+            if let Some(event) = self.batch.as_ref().and_then(|b| b.get(self.next)) {
+                self.next += 1;
+                return Some(event.clone());
+            }
+            match self.rx.try_recv() {
+                Ok(batch) => (self.batch, self.next) = (Some(batch), 0),
+                Err(broadcast::error::TryRecvError::Lagged(n)) => self.lagged += n,
+                Err(_) => return None,
+            }
+        }
+    }
+
     /// Batches of events skipped because this tap fell behind (a shard sends one batch per
     /// loop iteration).
     pub fn lagged(&self) -> u64 {
