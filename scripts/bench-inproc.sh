@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Runs `xchange bench inproc` with 1,000 and 100,000 agents, alternating, RUNS times each, and
 # prints every run's figures plus the median contracts/s of each size and their ratio.
-# Usage: scripts/bench-inproc.sh [RUNS] [TASKS]
+# Usage: scripts/bench-inproc.sh [RUNS] [TASKS] [WINDOW]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-5}
 tasks=${2:-200000}
+window=${3:-}
 cargo build -q --release --bin xchange
 out=$(mktemp)
 for _ in $(seq 1 "$runs"); do
   for agents in 1000 100000; do
-    ./target/release/xchange bench inproc --agents "$agents" --tasks "$tasks" --announce sample:2 --json \
+    ./target/release/xchange bench inproc --agents "$agents" --tasks "$tasks" --announce sample:2 \
+      ${window:+--window "$window"} --json \
       | tail -n 1 | tee -a "$out"
   done
 done

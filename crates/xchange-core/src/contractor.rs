@@ -11,7 +11,7 @@ use xchange_protocol::{
 };
 
 use crate::Micros;
-use crate::engine::{Engine, Thread, Timer};
+use crate::engine::{Engine, Thread, Timer, tasks_of};
 use crate::io::{BidTerms, Effect, ExecOutcome};
 
 /// Where a held contract is.
@@ -208,12 +208,7 @@ impl Engine {
 
     /// Ends the subtasks this engine manages for a contract it held.
     fn end_children(&mut self, task: TaskId, code: Code, reason: &str) {
-        let live: Vec<TaskId> = self
-            .children
-            .range((task, TaskId::NIL)..)
-            .take_while(|(p, _)| *p == task)
-            .map(|(_, c)| *c)
-            .collect();
+        let live = tasks_of(&self.children, task);
         for child in live {
             self.finish(child, TaskState::Cancelled, code, reason, None);
         }
@@ -385,12 +380,7 @@ impl Engine {
 
     /// A manager we hold contracts from has left: its contracts are void.
     pub(crate) fn manager_left(&mut self, manager: AgentId, code: Code) {
-        let held: Vec<TaskId> = self
-            .by_manager
-            .range((manager, TaskId::NIL)..)
-            .take_while(|(m, _)| *m == manager)
-            .map(|(_, t)| *t)
-            .collect();
+        let held = tasks_of(&self.by_manager, manager);
         for task in held {
             self.drop_contract(task, code);
         }

@@ -424,3 +424,9 @@ impl Engine {
         self.seq
     }
 }
+
+/// The tasks paired with `key` in a set ordered by (key, task): one agent's contracts, one
+/// contract's subtasks.
+pub(crate) fn tasks_of<K: Ord + Copy>(set: &BTreeSet<(K, TaskId)>, key: K) -> Vec<TaskId> {
+    set.range((key, TaskId::NIL)..).take_while(|(k, _)| *k == key).map(|(_, t)| *t).collect()
+}

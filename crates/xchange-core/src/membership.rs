@@ -6,7 +6,7 @@ use xchange_protocol::{
 };
 
 use crate::config::AgentCard;
-use crate::engine::{Engine, Thread, Timer};
+use crate::engine::{Engine, Thread, Timer, tasks_of};
 use crate::io::{EventKind, FinishedTask, TaskRecord};
 use crate::manager::{Ending, Managed};
 
@@ -44,22 +44,9 @@ impl Engine {
             self.incarnations.insert(from, hb.incarnation);
             if known != 0 {
                 // The contractor restarted: contracts it does not list are forgotten.
-                let held: Vec<TaskId> = self
-                    .by_contractor
-                    .range((from, TaskId::NIL)..)
-                    .take_while(|(a, _)| *a == from)
-                    .map(|(_, t)| *t)
-                    .filter(|t| !hb.contracts.iter().any(|r| r.task == *t))
-                    .collect();
-                for t in held {
-                    if self
-                        .tasks
-                        .get(&t)
-                        .is_some_and(|m| matches!(m.rec.state, TaskState::Awarded | TaskState::Running))
-                    {
-                        self.contract_ended(t, Code::UnexpectedDisconnect, Ending::Fault, None);
-                    }
-                }
+                let mut held = tasks_of(&self.by_contractor, from);
+                held.retain(|t| !hb.contracts.iter().any(|r| r.task == *t));
+                self.contracts_lost(&held, Code::UnexpectedDisconnect);
             }
         }
         let (now, lease) = (self.now, self.cfg.lease);
@@ -101,6 +88,19 @@ impl Engine {
         }
     }
 
+    /// Contracts whose contractor is gone or forgot them: placed again (a fault).
+    fn contracts_lost(&mut self, tasks: &[TaskId], code: Code) {
+        for t in tasks {
+            if self
+                .tasks
+                .get(t)
+                .is_some_and(|m| matches!(m.rec.state, TaskState::Awarded | TaskState::Running))
+            {
+                self.contract_ended(*t, code, Ending::Fault, None);
+            }
+        }
+    }
+
     pub(crate) fn agent_arrived(&mut self, card: AgentCard) {
         self.index.insert(card.clone());
         if self.waiting.is_empty() {
@@ -125,21 +125,8 @@ impl Engine {
 
     pub(crate) fn agent_left(&mut self, agent: AgentId, code: Code) {
         self.index.remove(&agent);
-        let held: Vec<TaskId> = self
-            .by_contractor
-            .range((agent, TaskId::NIL)..)
-            .take_while(|(a, _)| *a == agent)
-            .map(|(_, t)| *t)
-            .collect();
-        for t in held {
-            if self
-                .tasks
-                .get(&t)
-                .is_some_and(|m| matches!(m.rec.state, TaskState::Awarded | TaskState::Running))
-            {
-                self.contract_ended(t, code, Ending::Fault, None);
-            }
-        }
+        let held = tasks_of(&self.by_contractor, agent);
+        self.contracts_lost(&held, code);
         self.manager_left(agent, code);
     }
 

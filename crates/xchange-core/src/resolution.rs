@@ -146,14 +146,7 @@ impl Engine {
         if current && is_inform && m.rec.state == TaskState::Reported {
             // The ack was lost and the contractor sent the report again: acknowledge, apply nothing.
             self.counters.duplicate_reports += 1;
-            self.send_about(
-                id,
-                Recipient::Agent(msg.from),
-                Body::Ack(AckBody { code: Code::Processed }),
-                Some(msg.id),
-                None,
-            );
-            return;
+            return self.acknowledge(id, msg);
         }
         if !current || !matches!(m.rec.state, TaskState::Awarded | TaskState::Running) {
             let reason = "the report belongs to an older contract of this task";
@@ -166,13 +159,7 @@ impl Engine {
         match &msg.body {
             Body::Inform(inform) => {
                 self.disarm_lease(id);
-                self.send_about(
-                    id,
-                    Recipient::Agent(msg.from),
-                    Body::Ack(AckBody { code: Code::Processed }),
-                    Some(msg.id),
-                    None,
-                );
+                self.acknowledge(id, msg);
                 let m = self.tasks.get_mut(&id).expect("managed task");
                 let slice = std::mem::replace(&mut m.rec.slice, Budget::ZERO);
                 m.rec.budget = m.rec.budget.plus(&slice.minus(&inform.spent));
@@ -214,6 +201,11 @@ impl Engine {
             }
             _ => {}
         }
+    }
+
+    fn acknowledge(&mut self, id: TaskId, report: &Envelope) {
+        let ack = Body::Ack(AckBody { code: Code::Processed });
+        self.send_about(id, Recipient::Agent(report.from), ack, Some(report.id), None);
     }
 
     pub(crate) fn complete(&mut self, id: TaskId, result: Arc<Value>) {

@@ -134,10 +134,7 @@ fn a_contractor_subcontracts_and_the_subtask_result_comes_back() {
     let coordinator = w.add_contractor(0, profile("doc", 1), Behaviour { exec_time: 50_000, fail_rate: 0.0 });
     w.add_contractor(1, profile("para", 2), QUICK);
     w.add_contractor(2, profile("para", 2), QUICK);
-    w.managers.insert(coordinator);
-    for (id, p) in w.profiles.clone() {
-        w.input(coordinator, Input::AgentArrived(xchange_core::AgentCard::from_profile(id, &p)));
-    }
+    w.make_manager(coordinator);
     let m = w.add_manager(0);
     let root = w.submit(m, Submit::new(World::spec("doc"))).unwrap();
     w.run_until(w.now + 10_000);
@@ -179,10 +176,7 @@ fn cancelling_a_root_cancels_its_subcontracts() {
         w.add_contractor(0, profile("doc", 1), Behaviour { exec_time: 10 * SECOND, fail_rate: 0.0 });
     let worker =
         w.add_contractor(1, profile("para", 1), Behaviour { exec_time: 10 * SECOND, fail_rate: 0.0 });
-    w.managers.insert(coordinator);
-    for (id, p) in w.profiles.clone() {
-        w.input(coordinator, Input::AgentArrived(xchange_core::AgentCard::from_profile(id, &p)));
-    }
+    w.make_manager(coordinator);
     let m = w.add_manager(0);
     let root = w.submit(m, Submit::new(World::spec("doc"))).unwrap();
     w.run_until(w.now + 10_000);
@@ -379,10 +373,7 @@ fn siblings_submitted_with_shares_split_the_budget_evenly_and_all_run() {
     let coordinator =
         w.add_contractor(0, profile("doc", 1), Behaviour { exec_time: 10 * SECOND, fail_rate: 0.0 });
     w.add_contractor(1, profile("para", 8), QUICK);
-    w.managers.insert(coordinator);
-    for (id, p) in w.profiles.clone() {
-        w.input(coordinator, Input::AgentArrived(xchange_core::AgentCard::from_profile(id, &p)));
-    }
+    w.make_manager(coordinator);
     let m = w.add_manager(0);
     let root = w.submit(m, Submit::new(World::spec("doc"))).unwrap();
     w.run_until(w.now + 10_000);

@@ -142,6 +142,14 @@ impl World {
         id
     }
 
+    /// Lets a contractor manage too (subcontracting): it learns every agent's card.
+    pub(crate) fn make_manager(&mut self, agent: AgentId) {
+        self.managers.insert(agent);
+        for (id, p) in self.profiles.clone() {
+            self.input(agent, Input::AgentArrived(AgentCard::from_profile(id, &p)));
+        }
+    }
+
     pub(crate) fn submit(&mut self, manager: AgentId, submit: Submit) -> Option<TaskId> {
         let before = self.events.len();
         self.input(manager, Input::Submit(submit));
