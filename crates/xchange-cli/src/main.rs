@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod sim;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,8 @@ enum Command {
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Simulate allocation policies on virtual time and compare them with the optimum.
+    Sim(sim::SimArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,5 +37,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Bench(bench::BenchCommand::Inproc(args)) => bench::inproc(args),
+        Command::Sim(args) => sim::run(args),
     }
 }

@@ -1,0 +1,28 @@
+//! Errors of the simulator.
+
+/// Why a simulation could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// No preset has this name.
+    #[error("unknown preset {0:?} (known: batch)")]
+    UnknownPreset(String),
+    /// No policy has this name.
+    #[error("unknown policy {0:?} (known: hungarian, greedy, random, cnp-oneshot, cnp-iterated, all)")]
+    UnknownPolicy(String),
+    /// The policy exists but cannot run yet.
+    #[error("policy {policy} is not available: {why}")]
+    Unsupported {
+        /// The policy.
+        policy: &'static str,
+        /// Why.
+        why: &'static str,
+    },
+    /// A batch instance needs at least one task and no more tasks than agents.
+    #[error("a batch needs 1 <= tasks <= agents (got {tasks} tasks, {agents} agents)")]
+    Infeasible {
+        /// Agents.
+        agents: usize,
+        /// Tasks.
+        tasks: usize,
+    },
+}

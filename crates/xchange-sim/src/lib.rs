@@ -1,0 +1,29 @@
+//! The Xchange simulator: the contract-net engine of `xchange-core` driven on virtual
+//! time, compared with the optimum and with baselines on identical instances.
+//!
+//! Layout: `instance.rs` ([`Preset`], [`Batch`]: who the agents are and what each task
+//! costs each of them), `sim.rs` ([`Sim`]: a discrete-event loop, one heap of message
+//! deliveries, execution completions and engine timeouts, one [`xchange_core::Engine`] per
+//! agent plus a manager, and a [`sim::Execution`] ledger kept apart from the engines'
+//! counters), `cnp.rs` (contract-net policies read back from that ledger), `baseline.rs`
+//! (Hungarian optimum, global greedy, random matching), `report.rs` ([`Policy`],
+//! [`Report`]: the table and the JSON line).
+//!
+//! A run is a pure function of its seed and workload: randomness comes only from
+//! [`xchange_core::DetRng`], ties in the event heap break by scheduling order, and the
+//! wall clock (`std::time::Instant`) is read only for the `perf` section of a report.
+//! Must not depend on tokio or any I/O crate, nor read a clock anywhere else.
+
+mod baseline;
+mod cnp;
+mod error;
+mod instance;
+mod report;
+pub mod sim;
+
+pub use baseline::{greedy, hungarian, random};
+pub use cnp::{CnpRun, batch_config, oneshot};
+pub use error::SimError;
+pub use instance::{Batch, CAPABILITY, Preset};
+pub use report::{DELAY, Perf, Policy, PolicyResult, Report, peak_rss_mb, run};
+pub use sim::{LoopConfig, Sim, Workload};

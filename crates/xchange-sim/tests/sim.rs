@@ -1,0 +1,98 @@
+//! The simulator on small batch instances: reproducibility, the optimum bounds every
+//! policy, and the one-shot contract net completes every task exactly once.
+
+use xchange_sim::{Batch, DELAY, Policy, Preset, Report, hungarian, oneshot, run};
+
+const N: usize = 30;
+
+fn small(seed: u64) -> Report {
+    run(Preset::BATCH.sized(N, N), seed, &Policy::AVAILABLE).expect("runs")
+}
+
+fn without_perf(report: &Report) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_str(&report.to_json()).expect("json");
+    v.as_object_mut().expect("object").remove("perf");
+    v
+}
+
+#[test]
+fn same_seed_same_json_outside_perf() {
+    let (a, b) = (small(7), small(7));
+    assert_eq!(without_perf(&a), without_perf(&b));
+    assert_ne!(without_perf(&a), without_perf(&small(8)), "another seed, another instance");
+    assert!(a.to_json().lines().count() == 1, "one line");
+}
+
+#[test]
+fn the_optimum_is_no_worse_than_any_policy() {
+    for seed in [1, 2, 3] {
+        let report = small(seed);
+        let optimum = report.results.iter().find(|r| r.policy == "hungarian").expect("hungarian").cost;
+        for r in &report.results {
+            assert!(optimum <= r.cost, "seed {seed}: {} cost {} < optimum {optimum}", r.policy, r.cost);
+            assert!(r.ratio_to_optimum >= 1.0, "{r:?}");
+            assert_eq!(r.completed, N, "{r:?}");
+        }
+    }
+}
+
+#[test]
+fn oneshot_completes_every_task_exactly_once_one_task_per_agent() {
+    let batch = Batch::generate(N, N, 3).expect("feasible");
+    let run = oneshot(&batch, 3, DELAY);
+    assert_eq!(run.completed, N);
+    assert!(run.executions_per_task.iter().all(|&e| e == 1), "{:?}", run.executions_per_task);
+    assert!(run.tasks_per_agent.iter().all(|&e| e == 1), "{:?}", run.tasks_per_agent);
+    assert!(run.assignment.iter().all(Option::is_some));
+    let optimum = batch.cost_of(&hungarian(&batch));
+    assert!(run.cost >= optimum);
+    eprintln!(
+        "oneshot {N}x{N}: cost {} optimum {optimum}, delivered {} ({:.1}/task), sent {}, \
+         declined awards {}, announcements {}",
+        run.cost,
+        run.delivered,
+        run.delivered as f64 / N as f64,
+        run.sent,
+        run.declined_awards,
+        run.announcements
+    );
+}
+
+#[test]
+fn oneshot_messages_per_task_grow_with_the_number_of_agents() {
+    // Broadcast: each call for proposals reaches every agent and each answers, so a task
+    // costs at least 2n deliveries (cfp + answer per agent) plus rejects to the losers.
+    for n in [10, 20, 40] {
+        let batch = Batch::generate(n, n, 11).expect("feasible");
+        let run = oneshot(&batch, 11, DELAY);
+        let per_task = run.delivered as f64 / n as f64;
+        eprintln!("n {n}: {per_task:.1} messages per task, {} declined awards", run.declined_awards);
+        assert!(per_task >= 2.0 * n as f64, "n {n}: {per_task}");
+        assert!(per_task <= 4.0 * n as f64 + 20.0, "n {n}: {per_task}");
+    }
+}
+
+#[test]
+fn cnp_iterated_says_it_needs_engine_support() {
+    let err = run(Preset::BATCH.sized(4, 4), 1, &[Policy::CnpIterated]).expect_err("unsupported");
+    assert!(err.to_string().contains("engine support"), "{err}");
+}
+
+#[test]
+fn oneshot_places_all_200_tasks_of_the_standard_batch() {
+    // Regression: with the default retry budget (100), awards declined as `busy` used to
+    // exhaust the budget of the last tasks placed.
+    let batch = Batch::generate(200, 200, 3).expect("feasible");
+    let run = oneshot(&batch, 3, DELAY);
+    assert_eq!((run.completed, run.unfinished), (200, 0), "{:?} {:?}", run.not_completed, run.refused);
+    assert!(run.executions_per_task.iter().all(|&e| e == 1));
+    assert!(run.tasks_per_agent.iter().all(|&e| e == 1));
+    assert!(run.settled_before_first_completion, "every agent still held its task while others were placed");
+    assert_eq!(run.decommits, 0);
+    eprintln!(
+        "oneshot 200x200 seed 3: {:.1} messages per task, {} declined awards, refused {:?}",
+        run.delivered as f64 / 200.0,
+        run.declined_awards,
+        run.refused
+    );
+}
