@@ -86,6 +86,10 @@ pub struct Engine {
     /// Managers this agent holds contracts from, with the time of the next heartbeat.
     pub(crate) heartbeats: AgentMap<Micros>,
     pub(crate) timers: BTreeSet<(Micros, Timer)>,
+    /// Finished tasks to forget, in time order (retention is constant, so a queue suffices
+    /// and the timer set stays small). Next to `timers`: `poll_timeout` reads both after
+    /// every input.
+    pub(crate) forget: VecDeque<(Micros, TaskId)>,
     pub(crate) counters: Counters,
     pub(crate) incarnation: u64,
     pub(crate) seq: u64,
@@ -102,9 +106,6 @@ pub struct Engine {
     pub(crate) by_contractor: BTreeSet<(AgentId, TaskId)>,
     pub(crate) waiting: BTreeSet<(Reverse<i64>, TaskId)>,
     pub(crate) incarnations: AgentMap<u64>,
-    /// Finished tasks to forget, in time order (retention is constant, so a queue suffices
-    /// and the timer set stays small).
-    pub(crate) forget: VecDeque<(Micros, TaskId)>,
     pub(crate) to_restore: Vec<TaskRecord>,
 }
 
