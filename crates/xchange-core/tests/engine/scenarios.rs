@@ -393,3 +393,46 @@ fn siblings_submitted_with_shares_split_the_budget_evenly_and_all_run() {
         assert_eq!(outcome(&w, *t).0, TaskState::Completed);
     }
 }
+
+#[test]
+fn a_lost_partition_or_a_fenced_write_lets_tasks_go_without_a_word() {
+    let slow = Behaviour { exec_time: 10 * SECOND, fail_rate: 0.0 };
+    let cfg = EngineConfig { partitions: 4, ..fast_config() };
+    let (mut w, m) = world_with(cfg, 3, slow);
+    let tasks: Vec<_> = (0..12).map(|_| w.submit(m, Submit::new(World::spec("echo"))).unwrap()).collect();
+    w.run_until(w.now + 20_000);
+    let record = |w: &World, t| w.store[&m][t].clone();
+    let partition = record(&w, &tasks[0]).partition;
+    let in_partition: Vec<_> =
+        tasks.iter().filter(|t| record(&w, t).partition == partition).copied().collect();
+    let now = w.now;
+    let effects: Vec<Effect> =
+        w.engines.get_mut(&m).unwrap().handle(now, Input::PartitionLost { partition }).collect();
+    assert!(effects.is_empty(), "letting go sends and persists nothing: {effects:?}");
+    for t in &in_partition {
+        assert!(w.engines[&m].task(t).is_none());
+    }
+    assert_eq!(w.engines[&m].counters().fenced, in_partition.len() as u64);
+
+    // Another node fenced a write about a task: the engine drops it the same way.
+    let other = tasks.iter().find(|t| !in_partition.contains(t)).copied().unwrap();
+    let token = xchange_core::PersistToken { task: other, seq: 1 };
+    let effects: Vec<Effect> =
+        w.engines.get_mut(&m).unwrap().handle(now, Input::PersistRefused(token)).collect();
+    assert!(effects.is_empty());
+    assert!(w.engines[&m].task(&other).is_none());
+
+    // Granted back, the partition's records are adopted and their contracts continue.
+    let records: Vec<_> = in_partition.iter().map(|t| record(&w, t)).collect();
+    let effects: Vec<Effect> =
+        w.engines.get_mut(&m).unwrap().handle(now, Input::PartitionGranted { partition, records }).collect();
+    drop(effects);
+    for t in &in_partition {
+        let rec = w.engines[&m].task(t).expect("adopted");
+        assert!(matches!(
+            rec.state,
+            TaskState::Awarded | TaskState::Running | TaskState::Announced | TaskState::Pending
+        ));
+    }
+    w.engines[&m].check_invariants().unwrap();
+}
