@@ -68,16 +68,20 @@ impl Engine {
                 return self.finish(id, TaskState::Failed, Code::RetryLimit, &reason, None);
             }
         }
-        if m.rec.budget.retries == 0 {
-            return self.finish(
-                id,
-                TaskState::Failed,
-                Code::BudgetExhausted,
-                "no retries left in the budget",
-                None,
-            );
+        // A declined award cost only messages (charged when they were sent, and bounded by
+        // the message budget); anything else re-executes work and draws on the retries.
+        if ending != Ending::Declined {
+            if m.rec.budget.retries == 0 {
+                return self.finish(
+                    id,
+                    TaskState::Failed,
+                    Code::BudgetExhausted,
+                    "no retries left in the budget",
+                    None,
+                );
+            }
+            m.rec.budget.retries -= 1;
         }
-        m.rec.budget.retries -= 1;
         if ending == Ending::Declined {
             self.counters.declined_awards += 1;
         } else {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use xchange_core::{Announce, ContractorProfile, EngineConfig, ScoreWeights};
-use xchange_protocol::{Budget, TaskState};
+use xchange_protocol::TaskState;
 
 use crate::instance::{Batch, CAPABILITY};
 use crate::sim::{LoopConfig, Sim};
@@ -48,15 +48,9 @@ pub struct CnpRun {
 /// Engine settings for a batch: award on price alone, keep every bid on standby so that a
 /// declined award moves down the list, and leases long enough that no heartbeat is needed
 /// while a task runs.
-///
-/// The root budget allows a retry per agent and more: an award turned down as `busy` draws
-/// on the task's retry budget, and with the default of 100 the last tasks placed in a
-/// 200-agent broadcast run out of it (`budget_exhausted`) before they find a free agent.
 pub fn batch_config(announce: Announce, agents: usize) -> EngineConfig {
     let defaults = EngineConfig::default();
-    let retries = u32::try_from(agents).unwrap_or(u32::MAX / 4).saturating_mul(4).max(100);
     EngineConfig {
-        default_budget: Budget { retries, ..defaults.default_budget },
         announce,
         weights: ScoreWeights { price: 1.0, eta: 0.0, reputation: 0.0, load: 0.0, priority: 0.0 },
         standby_bids: agents,
