@@ -46,16 +46,11 @@ impl Members {
 pub(crate) struct CapabilityIndex {
     by_pool: BTreeMap<Arc<str>, BTreeMap<Arc<str>, Members>>,
     every_pool: BTreeMap<Arc<str>, Members>,
-    /// Every known agent's card and this manager's record of it, in one entry so that
-    /// judging a bid costs one lookup.
-    cards: AgentMap<Known>,
-}
-
-/// A known agent.
-#[derive(Debug, Clone)]
-struct Known {
-    card: AgentCard,
-    reputation: Reputation,
+    /// Every known agent's card: read only when agents arrive and leave.
+    cards: AgentMap<AgentCard>,
+    /// This manager's record of every known agent: read for every bid judged, so kept
+    /// apart from the cards in entries of one cache line.
+    records: AgentMap<Reputation>,
 }
 
 /// The agents eligible for one (pool, capability): up to two member lists.
@@ -119,7 +114,7 @@ impl Eligible<'_> {
 impl CapabilityIndex {
     pub(crate) fn insert(&mut self, card: AgentCard) {
         // A returning agent keeps its record.
-        let reputation = self.cards.get(&card.id).map(|k| k.reputation).unwrap_or_default();
+        let reputation = self.records.get(&card.id).copied().unwrap_or_default();
         self.remove(&card.id);
         for cap in card.capabilities.iter() {
             if card.pools.is_empty() {
@@ -135,21 +130,23 @@ impl CapabilityIndex {
                 }
             }
         }
-        self.cards.insert(card.id, Known { card, reputation });
+        self.records.insert(card.id, reputation);
+        self.cards.insert(card.id, card);
     }
 
     /// The manager's record of a known agent.
     pub(crate) fn reputation(&self, id: &AgentId) -> Option<Reputation> {
-        self.cards.get(id).map(|k| k.reputation)
+        self.records.get(id).copied()
     }
 
     /// The manager's record of a known agent, to update.
     pub(crate) fn reputation_mut(&mut self, id: &AgentId) -> Option<&mut Reputation> {
-        self.cards.get_mut(id).map(|k| &mut k.reputation)
+        self.records.get_mut(id)
     }
 
     pub(crate) fn remove(&mut self, id: &AgentId) {
-        let Some(Known { card, .. }) = self.cards.remove(id) else { return };
+        self.records.remove(id);
+        let Some(card) = self.cards.remove(id) else { return };
         for cap in card.capabilities.iter() {
             if card.pools.is_empty() {
                 if let Some(m) = self.every_pool.get_mut(cap) {
