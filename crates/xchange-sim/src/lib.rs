@@ -6,7 +6,9 @@
 //! deliveries, execution completions and engine timeouts, one [`xchange_core::Engine`] per
 //! agent plus a manager, and a [`sim::Execution`] ledger kept apart from the engines'
 //! counters), `cnp.rs` (contract-net policies read back from that ledger), `baseline.rs`
-//! (Hungarian optimum, global greedy, random matching), `report.rs` ([`Policy`],
+//! (Hungarian optimum, global greedy, random matching), `queueing.rs` (online dispatch
+//! without messages: random, round robin, power of d, and join-the-shortest-queue as the
+//! omniscient reference), `report.rs` ([`Policy`],
 //! [`Report`]: the table and the JSON line).
 //!
 //! A run is a pure function of its seed and workload: randomness comes only from
@@ -18,6 +20,7 @@ mod baseline;
 mod cnp;
 mod error;
 mod instance;
+mod queueing;
 mod report;
 pub mod sim;
 
@@ -25,5 +28,6 @@ pub use baseline::{greedy, hungarian, random};
 pub use cnp::{CnpRun, batch_config, oneshot};
 pub use error::SimError;
 pub use instance::{Batch, CAPABILITY, Preset};
+pub use queueing::{Dispatch, Dispatched, Online, Sizes, dispatch};
 pub use report::{DELAY, Perf, Policy, PolicyResult, Report, peak_rss_mb, run};
 pub use sim::{LoopConfig, Sim, Workload};
