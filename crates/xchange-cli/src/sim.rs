@@ -7,7 +7,9 @@ use xchange_sim::{Policy, Preset};
 /// Compare allocation policies on identical seeded instances, against the optimum.
 #[derive(Debug, Args)]
 pub(crate) struct SimArgs {
-    /// Workload preset (`batch`: 200 agents, 200 tasks, random costs, one task per agent).
+    /// Workload preset: `batch` (200 agents, 200 tasks, random costs, one task per agent),
+    /// `online` (10,000 agents, 100,000 Poisson arrivals at 80 % load, exponential sizes),
+    /// `online-pareto` (the same with Pareto sizes).
     #[arg(long, default_value = "batch")]
     preset: String,
     /// Policy to run: hungarian, greedy, random, cnp-oneshot, cnp-iterated, or all
@@ -29,6 +31,19 @@ pub(crate) struct SimArgs {
 }
 
 pub(crate) fn run(args: SimArgs) -> anyhow::Result<()> {
+    if let Some(online) = xchange_sim::online_preset(&args.preset, args.agents, args.tasks) {
+        anyhow::ensure!(
+            args.policies.is_empty() || args.policies.iter().all(|p| p == "all"),
+            "the online presets run every policy; --policy is for batch"
+        );
+        let report =
+            xchange_sim::run_online(&args.preset, online, args.seed, xchange_sim::OnlinePolicy::ALL)?;
+        print!("{}", report.table());
+        if args.json {
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        return Ok(());
+    }
     let mut preset: Preset = args.preset.parse()?;
     let Preset::Batch { agents, tasks } = preset;
     preset = preset.sized(args.agents.unwrap_or(agents), args.tasks.unwrap_or(tasks));

@@ -99,6 +99,8 @@ pub struct Sim<'w, W: Workload> {
     pub submitted: Vec<TaskId>,
     /// How each task ended (`Finished` events of the manager).
     pub finished: BTreeMap<TaskId, (TaskState, Code)>,
+    /// When each task ended.
+    pub finished_at: BTreeMap<TaskId, Micros>,
     /// Messages delivered to engines (a broadcast counts once per recipient).
     pub delivered: u64,
     /// Events popped from the heap.
@@ -146,6 +148,7 @@ impl<'w, W: Workload> Sim<'w, W> {
             ledger: Vec::new(),
             submitted: Vec::new(),
             finished: BTreeMap::new(),
+            finished_at: BTreeMap::new(),
             delivered: 0,
             events: 0,
             refused: BTreeMap::new(),
@@ -185,10 +188,23 @@ impl<'w, W: Workload> Sim<'w, W> {
 
     /// Runs until no event is left or the horizon is reached.
     pub fn run(&mut self) {
-        while let Some(Reverse((at, _, event))) = self.heap.pop() {
-            if at > self.cfg.horizon {
+        self.run_until(self.cfg.horizon);
+    }
+
+    /// The current virtual time.
+    pub fn now(&self) -> Micros {
+        self.now
+    }
+
+    /// Handles every event due by `until` (at most the horizon), then sets the clock to
+    /// `until`, so that work can be submitted at that moment.
+    pub fn run_until(&mut self, until: Micros) {
+        let until = until.min(self.cfg.horizon);
+        while let Some(&Reverse((at, _, _))) = self.heap.peek() {
+            if at > until {
                 break;
             }
+            let Some(Reverse((at, _, event))) = self.heap.pop() else { break };
             self.now = self.now.max(at);
             self.events += 1;
             match event {
@@ -221,6 +237,7 @@ impl<'w, W: Workload> Sim<'w, W> {
                 }
             }
         }
+        self.now = self.now.max(until);
     }
 
     fn schedule(&mut self, at: Micros, event: Event) {
@@ -301,6 +318,7 @@ impl<'w, W: Workload> Sim<'w, W> {
                     }
                     EventKind::Finished { state, code, .. } if engine == self.manager() => {
                         self.finished.insert(event.task(), (state, code));
+                        self.finished_at.insert(event.task(), event.at);
                     }
                     _ => {}
                 },

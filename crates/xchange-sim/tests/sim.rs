@@ -96,3 +96,36 @@ fn oneshot_places_all_200_tasks_of_the_standard_batch() {
         run.refused
     );
 }
+
+mod online {
+    use xchange_sim::{OnlinePolicy, online_preset, run_online};
+
+    fn small() -> xchange_sim::OnlineReport {
+        let w = online_preset("online", Some(200), Some(4_000)).expect("known preset");
+        run_online("online", w, 5, OnlinePolicy::ALL).expect("runs")
+    }
+
+    #[test]
+    fn engines_sampling_d_agents_behave_like_power_of_d_and_cost_3d_plus_2_messages() {
+        let report = small();
+        let row = |name: &str| report.results.iter().find(|r| r.policy == name).expect(name).clone();
+        let (reference, random) = (row("jsq-omniscient"), row("random"));
+        let (cnp2, cnp5) = (row("cnp-oneshot-sample:2"), row("cnp-oneshot-sample:5"));
+        assert_eq!(reference.ratio_to_reference, 1.0);
+        for r in &report.results {
+            assert_eq!(r.completed, 4_000, "{} lost tasks", r.policy);
+        }
+        assert!(cnp5.mean_s < cnp2.mean_s && cnp2.mean_s < random.mean_s, "{cnp5:?} {cnp2:?} {random:?}");
+        assert_eq!(cnp2.messages_per_task, 8.0);
+        assert_eq!(cnp5.messages_per_task, 17.0);
+        // The engines' choice tracks the message-free power of d within a few percent.
+        let p2 = row("power-of-2");
+        assert!((cnp2.mean_s / p2.mean_s - 1.0).abs() < 0.1, "{cnp2:?} vs {p2:?}");
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_figures() {
+        let (a, b) = (small(), small());
+        assert_eq!(a.results, b.results);
+    }
+}
