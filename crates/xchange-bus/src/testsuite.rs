@@ -100,7 +100,7 @@ pub fn progress(from: AgentId, to: AgentId, seq: u32) -> Arc<Envelope> {
 pub fn cfp(from: AgentId, pool: &str, capability: &str) -> Arc<Envelope> {
     let mut task = TaskSpec::new(capability, serde_json::Value::Null);
     task.pool = pool.into();
-    let body = Body::Cfp(CfpBody { task: Arc::new(task), budget: Budget::ZERO });
+    let body = Body::Cfp(CfpBody { task: Arc::new(task), budget: Budget::ZERO, late: false });
     let to = Recipient::Pool { pool: pool.into(), capability: capability.into() };
     Arc::new(envelope(from, to, body, 0))
 }

@@ -97,6 +97,11 @@ pub struct EngineConfig {
     pub partitions: u32,
     /// Whether to emit lifecycle events (the runtime needs them to answer submitters).
     pub events: bool,
+    /// Late binding (Sparrow's reservations) for sampled announcements: contractors keep
+    /// a reservation and bid when they are free; the first bid wins.
+    pub late_binding: bool,
+    /// How long a late-binding call stays open (its `reply_by`).
+    pub late_window: Micros,
     /// Whether the host keeps a store: if so, the engine emits `Persist` effects and holds
     /// the sends that reveal a change behind its write. Without a store nothing is persisted.
     pub durable: bool,
@@ -120,6 +125,8 @@ impl Default for EngineConfig {
             standby_bids: 4,
             partitions: 1,
             events: true,
+            late_binding: false,
+            late_window: 10_000_000,
             durable: false,
         }
     }

@@ -87,6 +87,14 @@ impl Engine {
         if let Err((code, reason)) = self.eligibility(&msg, &spec) {
             return self.reply_refuse(&msg, code, reason);
         }
+        if cfp.late {
+            let limit = self.profile.as_ref().map_or(0, |p| p.queue_limit) as usize;
+            if self.reservations.len() >= limit.max(1) {
+                return self.reply_refuse(&msg, Code::Busy, "too many reservations");
+            }
+            self.reservations.push_back(msg);
+            return self.late_bind();
+        }
         if self.profile.as_ref().is_some_and(|p| p.external_bidding) {
             return self.out.push(Effect::Evaluate { cfp: msg });
         }
@@ -98,7 +106,9 @@ impl Engine {
         let Body::Cfp(body) = &cfp.body else { return };
         let spec = body.task.clone();
         match decision {
-            Ok(terms) => self.propose(cfp, &spec, terms),
+            Ok(terms) => {
+                self.propose(cfp, &spec, terms);
+            }
             Err((code, reason)) => self.reply_refuse(cfp, code, &reason),
         }
     }
@@ -113,13 +123,64 @@ impl Engine {
         }
     }
 
-    fn propose(&mut self, cfp: &Envelope, spec: &TaskSpec, terms: BidTerms) {
+    /// Bids, or refuses if the price is above the task's limit; says whether it bid.
+    fn propose(&mut self, cfp: &Envelope, spec: &TaskSpec, terms: BidTerms) -> bool {
         if spec.max_price.is_some_and(|max| terms.price > max) {
-            return self.reply_refuse(cfp, Code::Declined, "the price would exceed the task's max_price");
+            self.reply_refuse(cfp, Code::Declined, "the price would exceed the task's max_price");
+            return false;
         }
         let capacity = self.profile.as_ref().map_or(1, |p| p.capacity.max(1));
         let load = f64::from(self.held()) / f64::from(capacity);
         self.reply(cfp, Body::Propose(ProposeBody { price: terms.price, eta_ms: terms.eta_ms, load }));
+        true
+    }
+
+    /// When free, bids for the oldest reservation still open (late binding).
+    pub(crate) fn late_bind(&mut self) {
+        let capacity = self.profile.as_ref().map_or(0, |p| p.capacity);
+        if self.late_pending.is_some() || self.held() >= capacity {
+            return;
+        }
+        while let Some(cfp) = self.reservations.pop_front() {
+            let open = cfp.reply_by.is_none_or(|r| r.saturating_mul(1000) > self.now)
+                && cfp.expires_at.saturating_mul(1000) > self.now;
+            let (Body::Cfp(body), Some(task), true) = (&cfp.body, cfp.conversation, open) else { continue };
+            let spec = body.task.clone();
+            let terms = self.default_terms(&spec);
+            if self.propose(&cfp, &spec, terms) {
+                // The answer takes one round trip; a bid window is ample.
+                let at = self.now + self.cfg.bid_window;
+                self.late_pending = Some((task, at));
+                return self.timer(at, Timer::LateWait(task));
+            }
+        }
+        release_if_empty_deque(&mut self.reservations);
+    }
+
+    /// The manager answered (or will never answer) our late bid: free to bid again.
+    fn late_answered(&mut self, task: TaskId) {
+        if let Some((pending, at)) = self.late_pending
+            && pending == task
+        {
+            self.late_pending = None;
+            self.cancel_timer(at, Timer::LateWait(task));
+        }
+    }
+
+    pub(crate) fn late_bid_unanswered(&mut self, task: TaskId) {
+        if self.late_pending.is_some_and(|(t, _)| t == task) {
+            self.late_pending = None;
+            self.late_bind();
+        }
+    }
+
+    pub(crate) fn on_reject(&mut self, msg: &Envelope) {
+        if let Some(task) = msg.conversation
+            && self.late_pending.is_some_and(|(t, _)| t == task)
+        {
+            self.late_answered(task);
+            self.late_bind();
+        }
     }
 
     fn refuse_award(&mut self, msg: &Envelope, code: Code, reason: &str) {
@@ -156,6 +217,7 @@ impl Engine {
             }
             self.drop_contract(task, Code::Superseded);
         }
+        self.late_answered(task);
         if let Err((code, reason)) = self.eligibility(&msg, &accept.task) {
             return self.refuse_award(&msg, code, reason);
         }
@@ -181,8 +243,16 @@ impl Engine {
         self.start_queued();
     }
 
-    /// Starts queued contracts, highest priority first, while there is capacity.
+    /// Starts queued contracts, highest priority first, while there is capacity; then, if
+    /// still free, bids for a reservation.
     fn start_queued(&mut self) {
+        self.start_from_queue();
+        if !self.reservations.is_empty() {
+            self.late_bind();
+        }
+    }
+
+    fn start_from_queue(&mut self) {
         let capacity = self.profile.as_ref().map_or(0, |p| p.capacity);
         while self.running < capacity {
             let Some((_, _, task)) = self.run_queue.pop_first() else { break };
@@ -402,6 +472,13 @@ impl Engine {
 pub(crate) fn release_if_empty<T: Default + IsEmpty>(collection: &mut T) {
     if collection.is_empty() {
         *collection = T::default();
+    }
+}
+
+/// Drops the buffer an emptied queue keeps.
+pub(crate) fn release_if_empty_deque<T>(queue: &mut std::collections::VecDeque<T>) {
+    if queue.is_empty() && queue.capacity() > 0 {
+        *queue = std::collections::VecDeque::new();
     }
 }
 

@@ -36,6 +36,8 @@ pub(crate) enum Timer {
     Heartbeat(AgentId),
     /// Resend an unacknowledged result report.
     Resend(TaskId, u32),
+    /// A late-binding bid got no answer in time.
+    LateWait(TaskId),
 }
 
 /// Conversation fields shared by every message about one task at one level of the tree.
@@ -86,6 +88,10 @@ pub struct Engine {
     /// Managers this agent holds contracts from, with the time of the next heartbeat.
     pub(crate) heartbeats: AgentMap<Micros>,
     pub(crate) timers: BTreeSet<(Micros, Timer)>,
+    /// Late-binding calls for proposals waiting for this agent to be free, oldest first.
+    pub(crate) reservations: VecDeque<Arc<Envelope>>,
+    /// The late-binding bid sent and not yet answered, with its timer.
+    pub(crate) late_pending: Option<(TaskId, Micros)>,
     /// Finished tasks to forget, in time order (retention is constant, so a queue suffices
     /// and the timer set stays small). Next to `timers`: `poll_timeout` reads both after
     /// every input.
@@ -138,6 +144,8 @@ impl Engine {
             heartbeats: AgentMap::default(),
             children: BTreeSet::new(),
             timers: BTreeSet::new(),
+            reservations: VecDeque::new(),
+            late_pending: None,
             forget: VecDeque::new(),
             out: Vec::new(),
             counters: Counters::default(),
@@ -306,6 +314,7 @@ impl Engine {
                 Timer::Retry(task) => self.retry_waiting(task),
                 Timer::Heartbeat(manager) => self.send_heartbeat(manager),
                 Timer::Resend(task, epoch) => self.resend_report(task, epoch),
+                Timer::LateWait(task) => self.late_bid_unanswered(task),
             }
         }
         crate::contractor::release_if_empty(&mut self.timers);
@@ -324,7 +333,7 @@ impl Engine {
             Body::Cfp(_) => self.on_cfp(msg),
             Body::Propose(_) | Body::Refuse(_) => self.on_bid(&msg),
             Body::Accept(_) => self.on_accept(msg),
-            Body::Reject(_) => {}
+            Body::Reject(_) => self.on_reject(&msg),
             Body::Progress(_) => self.on_progress(&msg),
             Body::Heartbeat(_) => self.on_heartbeat(&msg),
             Body::Inform(_) | Body::Failure(_) => self.on_report(&msg),

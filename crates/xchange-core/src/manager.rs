@@ -51,6 +51,8 @@ pub(crate) struct Managed {
     pub(crate) result: Option<Arc<Value>>,
     pub(crate) unconfirmed: Option<PersistToken>,
     pub(crate) overdraft: u32,
+    /// The current round binds late: the first bid wins.
+    pub(crate) late: bool,
 }
 
 impl Managed {
@@ -73,6 +75,7 @@ impl Managed {
             result: None,
             unconfirmed: None,
             overdraft: 0,
+            late: false,
         }
     }
 
@@ -322,7 +325,11 @@ impl Engine {
             );
         }
         let reply_by = self.now + self.cfg.bid_window;
-        let body = Body::Cfp(CfpBody { task: spec.clone(), budget: m.rec.budget.half() });
+        let late = self.cfg.late_binding && targets.is_some();
+        // A call cannot stay open longer than it lives.
+        let reply_by =
+            if late { self.now + self.cfg.late_window.min(self.cfg.message_ttl) } else { reply_by };
+        let body = Body::Cfp(CfpBody { task: spec.clone(), budget: m.rec.budget.half(), late });
         let mut ids = Vec::with_capacity(cfps_needed as usize);
         let asked = match targets {
             Some(chosen) => {
@@ -350,6 +357,7 @@ impl Engine {
         m.asked = asked;
         m.bids.clear();
         m.rec.state = TaskState::Announced;
+        m.late = late;
         m.announced_at = self.now;
         m.reply_by = reply_by;
         let round = m.round;
@@ -394,6 +402,13 @@ impl Engine {
             return self.refuse_message(msg, Code::SchemaInvalid, "a bid must name its task");
         };
         let Some(m) = self.tasks.get_mut(&id) else {
+            if let Body::Propose(_) = msg.body {
+                // The task ended or is unknown: say so, or a late-binding contractor would
+                // wait for an answer that never comes.
+                let reject =
+                    CodeBody { code: Code::BidWindowClosed, reason: "the task is no longer open".into() };
+                self.reply(msg, Body::Reject(reject));
+            }
             return self.refuse_message(msg, Code::NotFound, "bid for an unknown task");
         };
         let in_round =
@@ -441,11 +456,14 @@ impl Engine {
             }
             _ => self.counters.refusals += 1,
         }
-        let all_in = match &m.asked {
-            Round::Sampled(pending) => pending.is_empty(),
-            Round::Broadcast(answered, expected) => answered.len() as u32 >= *expected,
-            Round::Closed => false,
-        };
+        // Late binding: the first agent free to take the task gets it.
+        let first_free = m.late && !m.bids.is_empty();
+        let all_in = first_free
+            || match &m.asked {
+                Round::Sampled(pending) => pending.is_empty(),
+                Round::Broadcast(answered, expected) => answered.len() as u32 >= *expected,
+                Round::Closed => false,
+            };
         if all_in {
             self.close_round(id);
         }

@@ -238,6 +238,10 @@ pub struct CfpBody {
     pub task: Arc<TaskSpec>,
     /// The budget slice that goes with the contract.
     pub budget: Budget,
+    /// Late binding: do not bid now; keep a reservation and send `propose` when free,
+    /// before the call's `reply_by`. The first such bid wins.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub late: bool,
 }
 
 /// `propose`: a bid.

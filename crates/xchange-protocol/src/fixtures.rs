@@ -33,7 +33,7 @@ pub(crate) fn body(kind: Kind) -> Body {
     let task = Arc::new(TaskSpec::new("word-count", json!({ "text": "to be or not to be" })));
     let budget = Budget { subtasks: 4, messages: 100, retries: 2, price: 50 };
     match kind {
-        Kind::Cfp => Body::Cfp(CfpBody { task, budget }),
+        Kind::Cfp => Body::Cfp(CfpBody { task, budget, late: false }),
         Kind::Propose => Body::Propose(ProposeBody { price: 12, eta_ms: 1_500, load: 0.5 }),
         Kind::Refuse => Body::Refuse(CodeBody { code: Code::Declined, reason: "price too low".into() }),
         Kind::Accept => Body::Accept(AcceptBody { task, budget, price: 12, lease_ms: 30_000 }),

@@ -38,6 +38,9 @@ pub enum OnlinePolicy {
     Baseline(Dispatch),
     /// The contract net with `d` agents sampled per task.
     Cnp { d: u32 },
+    /// The same with late binding: the sampled agents keep a reservation and bid when
+    /// free; the first bid wins.
+    CnpLate { d: u32 },
 }
 
 impl OnlinePolicy {
@@ -50,6 +53,8 @@ impl OnlinePolicy {
         Self::Baseline(Dispatch::PowerOfD(5)),
         Self::Cnp { d: 2 },
         Self::Cnp { d: 5 },
+        Self::CnpLate { d: 2 },
+        Self::CnpLate { d: 4 },
     ];
 
     fn name(&self) -> String {
@@ -59,12 +64,13 @@ impl OnlinePolicy {
             Self::Baseline(Dispatch::RoundRobin) => "round-robin".into(),
             Self::Baseline(Dispatch::PowerOfD(d)) => format!("power-of-{d}"),
             Self::Cnp { d } => format!("cnp-oneshot-sample:{d}"),
+            Self::CnpLate { d } => format!("cnp-late-sample:{d}"),
         }
     }
 
     fn d(&self) -> Option<u32> {
         match self {
-            Self::Baseline(Dispatch::PowerOfD(d)) | Self::Cnp { d } => Some(*d),
+            Self::Baseline(Dispatch::PowerOfD(d)) | Self::Cnp { d } | Self::CnpLate { d } => Some(*d),
             _ => None,
         }
     }
@@ -130,9 +136,10 @@ impl Workload for Sized {
 }
 
 /// Completion times and messages of the contract net on `arrivals`.
-fn cnp(agents: usize, arrivals: &[(f64, f64)], d: u32, seed: u64) -> (Vec<f64>, u64, u64) {
+fn cnp(agents: usize, arrivals: &[(f64, f64)], d: u32, late: bool, seed: u64) -> (Vec<f64>, u64, u64) {
     let engine = EngineConfig {
         announce: Announce::Sample(d),
+        late_binding: late,
         // Time to result decides; every agent asks the same price.
         weights: ScoreWeights { price: 0.0, eta: 1.0, reputation: 0.0, load: 0.0, priority: 0.0 },
         bid_window: 1_000_000,
@@ -192,8 +199,9 @@ pub fn run_online(
     for &policy in policies {
         let (mut completion, messages) = match policy {
             OnlinePolicy::Baseline(p) => (dispatch(w.agents, &arrivals, p, seed).completion, 0),
-            OnlinePolicy::Cnp { d } => {
-                let (c, m, e) = cnp(w.agents, &arrivals, d, seed);
+            OnlinePolicy::Cnp { d } | OnlinePolicy::CnpLate { d } => {
+                let late = matches!(policy, OnlinePolicy::CnpLate { .. });
+                let (c, m, e) = cnp(w.agents, &arrivals, d, late, seed);
                 events += e;
                 (c, m)
             }
@@ -204,7 +212,7 @@ pub fn run_online(
         results.push(OnlineResult {
             policy: policy.name(),
             d: policy.d(),
-            late_binding: false,
+            late_binding: matches!(policy, OnlinePolicy::CnpLate { .. }),
             completed,
             mean_s: round(mean, 4),
             p50_s: round(quantile(&completion, 0.5), 4),

@@ -118,6 +118,10 @@ mod online {
         assert!(cnp5.mean_s < cnp2.mean_s && cnp2.mean_s < random.mean_s, "{cnp5:?} {cnp2:?} {random:?}");
         assert_eq!(cnp2.messages_per_task, 8.0);
         assert_eq!(cnp5.messages_per_task, 17.0);
+        // Late binding (the first sampled agent to be free takes the task) beats bidding
+        // on queue estimates with the same or a larger d.
+        let late4 = row("cnp-late-sample:4");
+        assert!(late4.late_binding && late4.mean_s < cnp5.mean_s, "{late4:?} vs {cnp5:?}");
         // The engines' choice tracks the message-free power of d within a few percent.
         let p2 = row("power-of-2");
         assert!((cnp2.mean_s / p2.mean_s - 1.0).abs() < 0.1, "{cnp2:?} vs {p2:?}");

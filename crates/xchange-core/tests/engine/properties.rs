@@ -70,6 +70,8 @@ fn scenario() -> impl Strategy<Value = Scenario> {
 fn run(s: &Scenario) -> Result<(), TestCaseError> {
     let cfg = EngineConfig {
         announce: if s.broadcast { Announce::Broadcast } else { Announce::Sample(2) },
+        // Half of the sampled runs bind late (contractors bid when free).
+        late_binding: !s.broadcast && s.seed.is_multiple_of(2),
         ..fast_config()
     };
     let mut w = World::new(cfg, s.seed);

@@ -309,8 +309,11 @@ fn stale_expired_and_looping_messages_are_refused_and_change_nothing() {
     // A call for proposals whose lineage already contains the contractor: a loop.
     let contractor = World::agent_id(2, 0);
     let held_before = w.engines[&contractor].held_contracts();
-    let cfp =
-        Body::Cfp(xchange_protocol::CfpBody { task: Arc::new(World::spec("echo")), budget: Budget::ZERO });
+    let cfp = Body::Cfp(xchange_protocol::CfpBody {
+        task: Arc::new(World::spec("echo")),
+        budget: Budget::ZERO,
+        late: false,
+    });
     let mut looping = (*forged(m, contractor, cfp, &w, t, 0)).clone();
     looping.lineage = Arc::from(vec![m, contractor]);
     looping.hops = 2;
@@ -362,7 +365,7 @@ fn no_eligible_contractor_fails_after_the_timeout() {
     let mut w = World::new(fast_config(), 1);
     let m = w.add_manager(0);
     let t = w.submit(m, Submit::new(World::spec("nobody-does-this"))).unwrap();
-    w.run_until(w.now + 5 * SECOND);
+    w.run_until(w.now + 12 * SECOND);
     assert_eq!(outcome(&w, t), (TaskState::Failed, Code::NoEligibleContractor));
     let _ = EventKind::Started { epoch: 0 };
 }
@@ -435,4 +438,26 @@ fn a_lost_partition_or_a_fenced_write_lets_tasks_go_without_a_word() {
         ));
     }
     w.engines[&m].check_invariants().unwrap();
+}
+
+#[test]
+fn with_late_binding_the_first_free_agent_takes_the_task_and_nobody_queues() {
+    let busy = Behaviour { exec_time: 100_000, fail_rate: 0.0 };
+    let cfg = EngineConfig { late_binding: true, ..fast_config() };
+    let (mut w, m) = world_with(cfg, 3, busy);
+    let tasks: Vec<_> = (0..9).map(|_| w.submit(m, Submit::new(World::spec("echo"))).unwrap()).collect();
+    let mut most_held = 0;
+    for _ in 0..400 {
+        w.run_until(w.now + 5_000);
+        for e in w.engines.values() {
+            most_held = most_held.max(e.held_contracts());
+        }
+    }
+    for t in &tasks {
+        assert_eq!(outcome(&w, *t).0, TaskState::Completed);
+    }
+    // Contractors of capacity 2 bid only when free, so none ever waits with work queued.
+    assert!(most_held <= 2, "a contractor held {most_held} contracts");
+    assert_eq!(w.executions.len(), tasks.len(), "each task executed once");
+    w.check().unwrap();
 }

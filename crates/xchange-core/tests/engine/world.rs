@@ -454,7 +454,7 @@ pub(crate) fn fast_config() -> EngineConfig {
         heartbeat_interval: 15_000,
         report_resend: 20_000,
         reannounce_backoff: 10_000,
-        no_contractor_timeout: 2_000_000,
+        no_contractor_timeout: 10_000_000,
         message_ttl: 1_000_000,
         terminal_retention: 60_000_000,
         durable: true,
