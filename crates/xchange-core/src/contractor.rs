@@ -154,7 +154,7 @@ impl Engine {
                 return self.timer(at, Timer::LateWait(task));
             }
         }
-        release_if_empty_deque(&mut self.reservations);
+        release_if_empty(&mut self.reservations);
     }
 
     /// The manager answered (or will never answer) our late bid: free to bid again.
@@ -468,17 +468,10 @@ impl Engine {
     }
 }
 
-/// Drops the node an emptied ordered collection keeps.
+/// Drops the node (or buffer) an emptied collection keeps.
 pub(crate) fn release_if_empty<T: Default + IsEmpty>(collection: &mut T) {
     if collection.is_empty() {
         *collection = T::default();
-    }
-}
-
-/// Drops the buffer an emptied queue keeps.
-pub(crate) fn release_if_empty_deque<T>(queue: &mut std::collections::VecDeque<T>) {
-    if queue.is_empty() && queue.capacity() > 0 {
-        *queue = std::collections::VecDeque::new();
     }
 }
 
@@ -494,6 +487,12 @@ impl<K, V> IsEmpty for std::collections::BTreeMap<K, V> {
 }
 
 impl<K> IsEmpty for std::collections::BTreeSet<K> {
+    fn is_empty(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+impl<T> IsEmpty for std::collections::VecDeque<T> {
     fn is_empty(&self) -> bool {
         self.is_empty()
     }

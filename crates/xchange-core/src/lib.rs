@@ -8,11 +8,16 @@
 //! execution, verify a result. The tokio runtime, the simulator and the tests all drive
 //! this same engine.
 //!
-//! Layout: `engine.rs` (state, dispatch, timers), `manager.rs` (announce, award, leases,
-//! assessment, resolution, budgets, restore), `contractor.rs` (bids, contracts, execution
-//! queue, heartbeats, hand-back), `score.rs` (award score), `index.rs` (capability index
-//! with O(1) sampling), `io.rs` (inputs, effects, events, records), `config.rs`,
-//! `counters.rs`, `rng.rs`.
+//! Layout: `engine.rs` (state, dispatch, timers), `manager.rs` (submit, announce, bids,
+//! award, budgets), `resolution.rs` (leases, reports, assessment, resolution, the end of a
+//! task), `membership.rs` (heartbeats, agents arriving and leaving, partitions, restore,
+//! invariants), `contractor.rs` (bids, late binding, contracts, execution queue,
+//! heartbeats, hand-back), `score.rs` (award score), `index.rs` (capability index with O(1)
+//! sampling), `agent_map.rs` (agent-keyed maps), `io.rs` (inputs, effects, events,
+//! records), `config.rs`, `counters.rs`, `rng.rs`.
+//!
+//! Agent-keyed maps (`agent_map.rs`) are hash maps with a fixed hasher that are never
+//! iterated, so no iteration order can reach a decision.
 //!
 //! Must not depend on tokio, a clock, OS randomness or any I/O crate, and must not iterate
 //! a hash map (`clippy.toml` forbids `Instant::now`, `SystemTime::now`, `HashMap`,
