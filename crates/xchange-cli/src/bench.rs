@@ -119,14 +119,19 @@ pub(crate) fn inproc(args: InprocArgs) -> anyhow::Result<()> {
     let shards = runtime.shard_count();
     let noop: Arc<dyn Contractor> = Arc::new(Noop);
     let setup = Instant::now();
-    for i in 0..args.agents {
-        let shard = (i % shards as u64) as usize;
-        let profile = ContractorProfile {
+    // Agents of one kind share one profile, as a pool of identical workers would: its names
+    // are then one allocation that stays in cache, not one per agent.
+    let profiles: Vec<ContractorProfile> = (0..shards)
+        .map(|shard| ContractorProfile {
             capacity: 1_000,
             queue_limit: 1_000,
             pools: vec![pool(shard).into()].into(),
             ..ContractorProfile::new(["noop"])
-        };
+        })
+        .collect();
+    for i in 0..args.agents {
+        let shard = (i % shards as u64) as usize;
+        let profile = profiles[shard].clone();
         let spec = AgentSpec::contractor(AgentId::from_index(3, i), profile, noop.clone()).on_shard(shard);
         runtime.spawn_agent(agent(spec, args.sign, 3, i))?;
     }

@@ -31,6 +31,8 @@ counters! {
     messages_sent,
     /// Messages received.
     messages_received,
+    /// Executions started (contractor side).
+    executions,
     /// Tasks accepted for management (roots and subtasks).
     submitted,
     /// Subtasks created by contractors (subcontracting).
@@ -69,8 +71,6 @@ counters! {
     refused_messages,
     /// Local commands refused.
     refused_commands,
-    /// Executions started (contractor side).
-    executions,
     /// Contracts handed back (contractor side).
     decommits,
     /// Duplicate result reports answered again without applying them twice.

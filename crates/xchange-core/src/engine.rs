@@ -81,6 +81,8 @@ pub struct Engine {
     pub(crate) out: Vec<Effect>,
     // Contractor side.
     pub(crate) running: u32,
+    pub(crate) incarnation: u64,
+    pub(crate) seq: u64,
     pub(crate) profile: Option<ContractorProfile>,
     pub(crate) run_queue: BTreeSet<(Reverse<i64>, u64, TaskId)>,
     pub(crate) contracts: BTreeMap<TaskId, Box<Contract>>,
@@ -96,9 +98,9 @@ pub struct Engine {
     /// and the timer set stays small). Next to `timers`: `poll_timeout` reads both after
     /// every input.
     pub(crate) forget: VecDeque<(Micros, TaskId)>,
+    /// Right after the contractor's hot fields: every message counts itself here, and the
+    /// runtime prefetches this far into an engine before it is woken.
     pub(crate) counters: Counters,
-    pub(crate) incarnation: u64,
-    pub(crate) seq: u64,
     /// Subtasks (managed here) of contracts (held here): (parent, child).
     pub(crate) children: BTreeSet<(TaskId, TaskId)>,
     // Manager side.

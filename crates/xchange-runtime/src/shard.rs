@@ -31,7 +31,7 @@ use crate::verify::SchemaCache;
 /// Messages drained per batch: large enough to amortise the wake-up, small enough to keep
 /// timers punctual.
 /// How many messages ahead the shard asks for the slot of a delivery.
-const PREFETCH_AHEAD: usize = 6;
+const PREFETCH_AHEAD: usize = 12;
 const BATCH: usize = 1024;
 pub(crate) const NEVER: Micros = Micros::MAX;
 /// Batches drained while due timers wait (see `run`).
@@ -256,8 +256,9 @@ impl Shard {
             // SAFETY: a prefetch is only a hint: it never faults and reads nothing into the
             // program, and the address is that of a live slot anyway.
             unsafe {
-                // The engine's hot fields fill the first few lines of the slot.
-                for line in 0..5 {
+                // The engine's hot fields, up to its first counters, fill the first seven
+                // lines of the slot.
+                for line in 0..7 {
                     _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(64 * line));
                 }
             }
