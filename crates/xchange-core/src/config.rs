@@ -102,9 +102,26 @@ pub struct EngineConfig {
     pub late_binding: bool,
     /// How long a late-binding call stays open (its `reply_by`).
     pub late_window: Micros,
+    /// Iterated auction (Bertsekas) instead of one-shot awards, if set.
+    pub auction: Option<AuctionConfig>,
     /// Whether the host keeps a store: if so, the engine emits `Persist` effects and holds
     /// the sends that reveal a change behind its write. Without a store nothing is persisted.
     pub durable: bool,
+}
+
+/// Iterated awards: each task, on behalf of its manager, bids for agents in an auction
+/// (Bertsekas). An agent's premium is its price in that auction; a task takes the agent
+/// with the lowest bid plus premium and raises that agent's premium by its margin over the
+/// second-best agent plus `epsilon`. Awards are provisional: an agent holds one until
+/// `settle` passes with no higher premium, and hands it back (`outbid`) for a higher one,
+/// after which its task is placed again from the bids it already has (no new round). With
+/// integer prices and `epsilon` below 1/n for n tasks the final allocation is optimal.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AuctionConfig {
+    /// Minimum premium increment.
+    pub epsilon: f64,
+    /// Quiet time before a provisional award starts.
+    pub settle: Micros,
 }
 
 impl Default for EngineConfig {
@@ -127,6 +144,7 @@ impl Default for EngineConfig {
             events: true,
             late_binding: false,
             late_window: 10_000_000,
+            auction: None,
             durable: false,
         }
     }

@@ -47,7 +47,7 @@ impl Contract {
 impl Engine {
     /// Contracts that occupy capacity (executing or queued).
     fn held(&self) -> u32 {
-        self.running + self.run_queue.len() as u32
+        self.running + self.run_queue.len() as u32 + u32::from(self.provisional.is_some())
     }
 
     fn reply_refuse(&mut self, msg: &Envelope, code: Code, reason: &str) {
@@ -218,6 +218,16 @@ impl Engine {
             self.drop_contract(task, Code::Superseded);
         }
         self.late_answered(task);
+        if let (Some(offer), Some((held, premium, _))) = (&accept.provisional, self.provisional) {
+            if offer.premium <= premium {
+                return self.refuse_award(
+                    &msg,
+                    Code::Outbid,
+                    "this agent holds an award with a higher premium",
+                );
+            }
+            self.hand_back_outbid(held);
+        }
         if let Err((code, reason)) = self.eligibility(&msg, &accept.task) {
             return self.refuse_award(&msg, code, reason);
         }
@@ -233,7 +243,16 @@ impl Engine {
             queue_key,
         };
         self.contracts.insert(task, Box::new(contract));
-        self.run_queue.insert(queue_key);
+        match accept.provisional {
+            Some(offer) => {
+                let at = self.now + offer.settle_ms.saturating_mul(1000);
+                self.provisional = Some((task, offer.premium, at));
+                self.timer(at, Timer::Settle(task));
+            }
+            None => {
+                self.run_queue.insert(queue_key);
+            }
+        }
         self.by_manager.insert((msg.from, task));
         if !self.heartbeats.contains_key(&msg.from) {
             let at = self.now + self.cfg.heartbeat_interval;
@@ -241,6 +260,29 @@ impl Engine {
             self.timer(at, Timer::Heartbeat(msg.from));
         }
         self.start_queued();
+    }
+
+    /// A provisional award went unchallenged for its settle time: it is final now.
+    pub(crate) fn settled(&mut self, task: TaskId) {
+        if self.provisional.is_some_and(|(t, _, _)| t == task) {
+            self.provisional = None;
+            let key = self.contracts.get(&task).expect("provisional contracts are held").queue_key;
+            self.run_queue.insert(key);
+            self.start_queued();
+        }
+    }
+
+    /// Hands back the provisional award held, displaced by one with a higher premium.
+    fn hand_back_outbid(&mut self, task: TaskId) {
+        let body = FailureBody {
+            code: Code::Outbid,
+            reason: "an award with a higher premium displaced this one".into(),
+            retryable: false,
+            started: false,
+            spent: Budget::ZERO,
+        };
+        self.send_to_manager(task, Body::Failure(body));
+        self.drop_contract(task, Code::Outbid);
     }
 
     /// Starts queued contracts, highest priority first, while there is capacity; then, if
@@ -351,6 +393,12 @@ impl Engine {
                 self.stop_heartbeats(c.manager);
             }
             self.run_queue.remove(&c.queue_key);
+            if let Some((held, _, at)) = self.provisional
+                && held == task
+            {
+                self.provisional = None;
+                self.cancel_timer(at, Timer::Settle(task));
+            }
             if let ContractState::Reported { resend_at, .. } = c.state {
                 self.cancel_timer(resend_at, Timer::Resend(task, c.thread.epoch));
             }

@@ -47,6 +47,9 @@ counters! {
     contracts,
     /// Contracts that ended without a result and whose task was placed again.
     reassignments,
+    /// Provisional awards (iterated auctions) handed back or turned down for an award
+    /// with a higher premium; placed again from the bids already in hand.
+    moved_awards,
     /// Awards the contractor turned down before starting (busy, not capable); placed again.
     declined_awards,
     /// Re-executions after a failure report or a rejected result (count against retry limits).

@@ -38,6 +38,8 @@ pub(crate) enum Timer {
     Resend(TaskId, u32),
     /// A late-binding bid got no answer in time.
     LateWait(TaskId),
+    /// A provisional award may have settled.
+    Settle(TaskId),
 }
 
 /// Conversation fields shared by every message about one task at one level of the tree.
@@ -92,6 +94,8 @@ pub struct Engine {
     pub(crate) timers: BTreeSet<(Micros, Timer)>,
     /// Late-binding calls for proposals waiting for this agent to be free, oldest first.
     pub(crate) reservations: VecDeque<Arc<Envelope>>,
+    /// The provisional award held (iterated auctions): task, premium, settle time.
+    pub(crate) provisional: Option<(TaskId, f64, Micros)>,
     /// The late-binding bid sent and not yet answered, with its timer.
     pub(crate) late_pending: Option<(TaskId, Micros)>,
     /// Finished tasks to forget, in time order (retention is constant, so a queue suffices
@@ -114,6 +118,8 @@ pub struct Engine {
     pub(crate) by_contractor: BTreeSet<(AgentId, TaskId)>,
     pub(crate) waiting: BTreeSet<(Reverse<i64>, TaskId)>,
     pub(crate) incarnations: AgentMap<u64>,
+    /// Iterated auctions: the premium of each agent as this manager knows it.
+    pub(crate) premiums: AgentMap<f64>,
     pub(crate) to_restore: Vec<TaskRecord>,
 }
 
@@ -139,6 +145,7 @@ impl Engine {
             by_contractor: BTreeSet::new(),
             waiting: BTreeSet::new(),
             incarnations: AgentMap::default(),
+            premiums: AgentMap::default(),
             contracts: BTreeMap::new(),
             by_manager: BTreeSet::new(),
             run_queue: BTreeSet::new(),
@@ -148,6 +155,7 @@ impl Engine {
             timers: BTreeSet::new(),
             reservations: VecDeque::new(),
             late_pending: None,
+            provisional: None,
             forget: VecDeque::new(),
             out: Vec::new(),
             counters: Counters::default(),
@@ -317,6 +325,7 @@ impl Engine {
                 Timer::Heartbeat(manager) => self.send_heartbeat(manager),
                 Timer::Resend(task, epoch) => self.resend_report(task, epoch),
                 Timer::LateWait(task) => self.late_bid_unanswered(task),
+                Timer::Settle(task) => self.settled(task),
             }
         }
         crate::contractor::release_if_empty(&mut self.timers);

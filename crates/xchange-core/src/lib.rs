@@ -39,7 +39,7 @@ mod score;
 /// Unix time in microseconds: the engine's only notion of time, always passed in.
 pub type Micros = u64;
 
-pub use config::{AgentCard, Announce, ContractorProfile, EngineConfig, Names, ScoreWeights};
+pub use config::{AgentCard, Announce, AuctionConfig, ContractorProfile, EngineConfig, Names, ScoreWeights};
 pub use counters::Counters;
 pub use engine::Engine;
 pub use io::{

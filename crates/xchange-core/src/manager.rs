@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use xchange_protocol::{
-    AcceptBody, AgentId, Body, Budget, CfpBody, Code, CodeBody, Envelope, MsgId, Recipient, TaskId,
-    TaskState, is_valid_name,
+    AcceptBody, AgentId, Body, Budget, CfpBody, Code, CodeBody, Envelope, MsgId, Provisional, Recipient,
+    TaskId, TaskState, is_valid_name,
 };
 
 use crate::Micros;
@@ -53,6 +53,8 @@ pub(crate) struct Managed {
     pub(crate) overdraft: u32,
     /// The current round binds late: the first bid wins.
     pub(crate) late: bool,
+    /// Iterated auctions: the premium of the current provisional award.
+    pub(crate) premium: f64,
 }
 
 impl Managed {
@@ -76,6 +78,7 @@ impl Managed {
             unconfirmed: None,
             overdraft: 0,
             late: false,
+            premium: 0.0,
         }
     }
 
@@ -112,6 +115,9 @@ pub(crate) enum Ending {
     /// The contractor turned the award down before starting (busy, not capable): placed
     /// again at once, counted apart from reassignments of work that was under way.
     Declined,
+    /// A provisional award (iterated auction) was handed back or turned down for one with a
+    /// higher premium: placed again from the bids in hand, the agent not excluded.
+    Moved,
     /// Execution failed; counts against the retry limit.
     Failure { retryable: bool },
     /// The result was rejected by assessment; counts against the retry limit.
@@ -500,6 +506,18 @@ impl Engine {
         self.cancel_timer(timer.0, timer.1);
         let weights = self.cfg.weights;
         rank(&mut usable, &weights, priority);
+        if self.cfg.auction.is_some() {
+            // Every bid stands until the task ends: the auction may move the task to any of
+            // them, so no bidder is told it lost.
+            let m = self.tasks.get_mut(&id).expect("managed task");
+            m.standby = usable;
+            let since = self.now - m.announced_at;
+            let bids = m.standby.len() as u32;
+            if !self.place_by_auction(id, Some((since, bids))) {
+                self.wait(id);
+            }
+            return;
+        }
         for loser in &unusable {
             let reject = Body::Reject(CodeBody {
                 code: Code::Declined,
@@ -539,6 +557,48 @@ impl Engine {
         bid: Option<MsgId>,
         round: Option<(Micros, u32)>,
     ) {
+        self.award_on(id, agent, price, bid, round, None);
+    }
+
+    /// Iterated auction: awards the task to the agent whose bid plus premium is lowest, and
+    /// raises that agent's premium by its margin over the runner-up plus epsilon (Bertsekas).
+    /// Returns false if no standing bid is usable.
+    pub(crate) fn place_by_auction(&mut self, id: TaskId, round: Option<(Micros, u32)>) -> bool {
+        let Some(auction) = self.cfg.auction else { return false };
+        let Some(m) = self.tasks.get(&id) else { return false };
+        let (mut best, mut second): (Option<(f64, usize)>, f64) = (None, f64::INFINITY);
+        for (i, b) in m.standby.iter().enumerate() {
+            if m.excluded.contains(&b.agent) || !self.index.knows(&b.agent) || b.price > m.rec.budget.price {
+                continue;
+            }
+            let value = b.price as f64 + self.premiums.get(&b.agent).copied().unwrap_or(0.0);
+            match best {
+                Some((v, _)) if value >= v => second = second.min(value),
+                _ => {
+                    second = best.map_or(second, |(v, _)| v);
+                    best = Some((value, i));
+                }
+            }
+        }
+        let Some((value, i)) = best else { return false };
+        let bid = m.standby[i];
+        let margin = if second.is_finite() { second - value } else { 0.0 };
+        let premium = self.premiums.get(&bid.agent).copied().unwrap_or(0.0) + margin + auction.epsilon;
+        self.premiums.insert(bid.agent, premium);
+        let offer = Provisional { premium, settle_ms: auction.settle / 1000 };
+        self.award_on(id, bid.agent, bid.price, Some(bid.msg), round, Some(offer));
+        true
+    }
+
+    fn award_on(
+        &mut self,
+        id: TaskId,
+        agent: AgentId,
+        price: u64,
+        bid: Option<MsgId>,
+        round: Option<(Micros, u32)>,
+        provisional: Option<Provisional>,
+    ) {
         let Some(m) = self.tasks.get_mut(&id) else { return };
         if m.rec.budget.messages < ROUND_RESERVE || m.rec.budget.price < price {
             return self.finish(
@@ -560,14 +620,15 @@ impl Engine {
         m.rec.state = TaskState::Awarded;
         m.lease_until = self.now + self.cfg.lease;
         m.waiting_since = None;
+        m.premium = provisional.map_or(0.0, |p| p.premium);
         let (epoch, lease_until, key) = (m.rec.epoch, m.lease_until, m.priority_key());
         let spec = m.rec.spec.clone();
         self.waiting.remove(&key);
         self.by_contractor.insert((agent, id));
         self.arm_lease(id, lease_until, epoch);
         self.persist(id);
-        let body =
-            Body::Accept(AcceptBody { task: spec, budget: slice, price, lease_ms: self.cfg.lease / 1000 });
+        let lease_ms = self.cfg.lease / 1000;
+        let body = Body::Accept(AcceptBody { task: spec, budget: slice, price, lease_ms, provisional });
         self.send_about(id, Recipient::Agent(agent), body, bid, None);
         self.counters.contracts += 1;
         let (announce_to_award, bids) = match round {

@@ -52,13 +52,25 @@ impl Engine {
         }
         // Turning an award down or handing back work not yet started costs no reputation
         // (the award was provisional); a hand-back after start is charged where reported.
-        if ending != Ending::Declined
+        if !matches!(ending, Ending::Declined | Ending::Moved)
             && code != Code::Decommitted
             && let Some(r) = self.index.reputation_mut(&from)
         {
             r.bad += 1;
         }
         self.emit(id, EventKind::Reassigned { code, from });
+        if ending == Ending::Moved {
+            // The agent holds an award worth at least what was offered: offer more next time.
+            let offered = self.tasks.get(&id).map_or(0.0, |m| m.premium);
+            let epsilon = self.cfg.auction.map_or(0.0, |a| a.epsilon);
+            let known = self.premiums.get(&from).copied().unwrap_or(0.0);
+            self.premiums.insert(from, known.max(offered + epsilon));
+            self.counters.moved_awards += 1;
+            if !self.place_by_auction(id, None) {
+                self.announce(id);
+            }
+            return;
+        }
         let m = self.tasks.get_mut(&id).expect("managed task");
         if matches!(ending, Ending::Failure { .. } | Ending::Rejected) {
             m.rec.retries += 1;
@@ -182,6 +194,7 @@ impl Engine {
             }
             Body::Failure(failure) => {
                 let ending = match failure.code {
+                    Code::Outbid if !failure.started => Ending::Moved,
                     // The contractor turned the award down before doing anything.
                     Code::Busy | Code::NotCapable | Code::LoopDetected | Code::Declined
                         if !failure.started =>

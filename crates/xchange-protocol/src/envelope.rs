@@ -279,6 +279,22 @@ pub struct AcceptBody {
     pub price: u64,
     /// The lease: the contract lapses if no heartbeat renews it within this many ms.
     pub lease_ms: u64,
+    /// Set by iterated auctions: the award is provisional and may move (see [`Provisional`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisional: Option<Provisional>,
+}
+
+/// The terms of a provisional award in an iterated auction. The contractor holds it without
+/// starting until `settle_ms` pass with no better award; an award with a higher `premium`
+/// (from any manager) displaces it, and the held one is handed back with `outbid` so that
+/// its manager places it again. The premium ranks awards; it is not a payment.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Provisional {
+    /// The award's standing: higher wins.
+    pub premium: f64,
+    /// Quiet time after which the contractor starts the task.
+    pub settle_ms: u64,
 }
 
 /// `progress`: how far the execution is.

@@ -36,7 +36,9 @@ pub(crate) fn body(kind: Kind) -> Body {
         Kind::Cfp => Body::Cfp(CfpBody { task, budget, late: false }),
         Kind::Propose => Body::Propose(ProposeBody { price: 12, eta_ms: 1_500, load: 0.5 }),
         Kind::Refuse => Body::Refuse(CodeBody { code: Code::Declined, reason: "price too low".into() }),
-        Kind::Accept => Body::Accept(AcceptBody { task, budget, price: 12, lease_ms: 30_000 }),
+        Kind::Accept => {
+            Body::Accept(AcceptBody { task, budget, price: 12, lease_ms: 30_000, provisional: None })
+        }
         Kind::Reject => Body::Reject(CodeBody { code: Code::Outbid, reason: String::new() }),
         Kind::Progress => {
             Body::Progress(ProgressBody { fraction: 0.25, started: true, note: Some("parsing".into()) })

@@ -39,8 +39,8 @@ pub use code::{Code, Refusal};
 pub use edge::{EdgeLimits, check, decode, encode, error_body, error_reply, parse_envelope, read_value};
 pub use envelope::{
     AcceptBody, AckBody, Body, CfpBody, CodeBody, Envelope, ErrorBody, FailureBody, HeartbeatBody,
-    InformBody, Kind, Lineage, ProgressBody, ProposeBody, Recipient, SUPPORTED_MAJORS, SUPPORTED_VERSIONS,
-    Version,
+    InformBody, Kind, Lineage, ProgressBody, ProposeBody, Provisional, Recipient, SUPPORTED_MAJORS,
+    SUPPORTED_VERSIONS, Version,
 };
 pub use ids::{AGENT_ID_LEN, AgentId, IdParseError, MsgId, Nonce, Sig, TaskId, UnixMs};
 #[cfg(feature = "schema")]

@@ -343,6 +343,7 @@ mod tests {
             budget: Budget::UNLIMITED,
             price: u64::MAX,
             lease_ms: u64::MAX,
+            provisional: None,
         });
         env.expires_at = (1 << 53) - 1;
         env.reply_by = Some((1 << 53) - 2);

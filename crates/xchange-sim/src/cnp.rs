@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use xchange_core::{Announce, ContractorProfile, EngineConfig, ScoreWeights};
+use xchange_core::{Announce, AuctionConfig, ContractorProfile, EngineConfig, ScoreWeights};
 use xchange_protocol::TaskState;
 
 use crate::instance::{Batch, CAPABILITY};
@@ -30,8 +30,12 @@ pub struct CnpRun {
     pub declined_awards: u64,
     /// Announcement rounds.
     pub announcements: u64,
+    /// Awards made, provisional ones included.
+    pub awards: u64,
     /// Contracts handed back.
     pub decommits: u64,
+    /// Provisional awards moved to a higher premium (iterated).
+    pub moved_awards: u64,
     /// Whether every execution started before the first one finished: the allocation
     /// settled while every agent still held its task.
     pub settled_before_first_completion: bool,
@@ -73,6 +77,25 @@ pub fn oneshot(batch: &Batch, seed: u64, delay: u64) -> CnpRun {
         ..ContractorProfile::new([CAPABILITY])
     };
     let engine = batch_config(Announce::Broadcast, batch.agents);
+    let cfg = LoopConfig { delay, tasks_per_agent: Some(1), ..LoopConfig::default() };
+    simulate(batch, seed, engine, cfg, profile)
+}
+
+/// Iterated contract net: the same broadcast and bids, then an auction (Bertsekas) over
+/// provisional awards. Each task takes the agent whose bid plus premium is lowest and raises
+/// that agent's premium; an agent holding a provisional award moves to a higher premium and
+/// hands the old task back, which is placed again from the bids in hand. Awards start once
+/// they have gone unchallenged for a settle time. Epsilon below 1/tasks makes the final
+/// allocation optimal for integer costs.
+pub fn iterated(batch: &Batch, seed: u64, delay: u64) -> CnpRun {
+    let profile = ContractorProfile {
+        capacity: 1,
+        queue_limit: 0,
+        external_bidding: true,
+        ..ContractorProfile::new([CAPABILITY])
+    };
+    let mut engine = batch_config(Announce::Broadcast, batch.agents);
+    engine.auction = Some(AuctionConfig { epsilon: 1.0 / (batch.tasks as f64 + 1.0), settle: 10_000_000 });
     let cfg = LoopConfig { delay, tasks_per_agent: Some(1), ..LoopConfig::default() };
     simulate(batch, seed, engine, cfg, profile)
 }
@@ -121,7 +144,9 @@ fn simulate(
         sent: counters.messages_sent,
         declined_awards: counters.declined_awards,
         announcements: counters.announcements,
+        awards: counters.contracts,
         decommits: counters.decommits,
+        moved_awards: counters.moved_awards,
         settled_before_first_completion: last_start < first_finish,
         events: sim.events,
         not_completed,

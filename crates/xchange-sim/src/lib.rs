@@ -26,7 +26,7 @@ mod report;
 pub mod sim;
 
 pub use baseline::{greedy, hungarian, random};
-pub use cnp::{CnpRun, batch_config, oneshot};
+pub use cnp::{CnpRun, batch_config, iterated, oneshot};
 pub use error::SimError;
 pub use instance::{Batch, CAPABILITY, Preset};
 pub use online::{ONLINE_PRESETS, OnlinePolicy, OnlineReport, OnlineResult, online_preset, run_online};

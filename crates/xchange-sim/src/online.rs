@@ -55,6 +55,7 @@ impl OnlinePolicy {
         Self::Cnp { d: 5 },
         Self::CnpLate { d: 2 },
         Self::CnpLate { d: 4 },
+        Self::CnpLate { d: 5 },
     ];
 
     fn name(&self) -> String {

@@ -22,13 +22,14 @@ pub enum Policy {
     Random,
     /// One-shot contract net, broadcast announcements.
     CnpOneshot,
-    /// Iterated contract net (needs engine support; not available yet).
+    /// Iterated contract net: an auction over provisional awards.
     CnpIterated,
 }
 
 impl Policy {
     /// Every policy that runs today, in report order.
-    pub const AVAILABLE: [Self; 4] = [Self::Hungarian, Self::Greedy, Self::Random, Self::CnpOneshot];
+    pub const AVAILABLE: [Self; 5] =
+        [Self::Hungarian, Self::Greedy, Self::Random, Self::CnpOneshot, Self::CnpIterated];
 
     /// The policy's name on the command line and in reports.
     pub fn name(&self) -> &'static str {
@@ -87,6 +88,10 @@ pub struct PolicyResult {
     pub d: Option<u32>,
     /// Whether late binding was used.
     pub late_binding: bool,
+    /// Awards made, provisional ones included (contract-net policies).
+    pub awards: Option<u64>,
+    /// Provisional awards moved to a higher premium: the auction's rounds (iterated).
+    pub moved_awards: Option<u64>,
 }
 
 /// Wall-clock figures: the only part of a report that changes between identical runs.
@@ -143,6 +148,13 @@ pub fn run(preset: Preset, seed: u64, policies: &[Policy]) -> Result<Report, Sim
         messages_per_task: round(messages as f64 / tasks as f64, 2),
         d: None,
         late_binding: false,
+        awards: None,
+        moved_awards: None,
+    };
+    let with_run = |r: PolicyResult, run: &cnp::CnpRun| PolicyResult {
+        awards: Some(run.awards),
+        moved_awards: Some(run.moved_awards),
+        ..r
     };
     for &policy in policies {
         let r = match policy {
@@ -155,13 +167,12 @@ pub fn run(preset: Preset, seed: u64, policies: &[Policy]) -> Result<Report, Sim
             Policy::CnpOneshot => {
                 let run = cnp::oneshot(&batch, seed, DELAY);
                 events += run.events;
-                result(policy, run.cost, run.completed, run.delivered)
+                with_run(result(policy, run.cost, run.completed, run.delivered), &run)
             }
             Policy::CnpIterated => {
-                return Err(SimError::Unsupported {
-                    policy: "cnp-iterated",
-                    why: "iterated rounds (provisional awards moved to better re-bids) need engine support",
-                });
+                let run = cnp::iterated(&batch, seed, DELAY);
+                events += run.events;
+                with_run(result(policy, run.cost, run.completed, run.delivered), &run)
             }
         };
         results.push(r);
@@ -200,15 +211,24 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "{:<14} {:>10} {:>8} {:>10} {:>10} {:>5} {:>12}",
-            "policy", "cost", "ratio", "completed", "msgs/task", "d", "late_binding"
+            "{:<14} {:>10} {:>8} {:>10} {:>10} {:>5} {:>12} {:>8} {:>8}",
+            "policy", "cost", "ratio", "completed", "msgs/task", "d", "late_binding", "awards", "moved"
         );
         for r in &self.results {
-            let d = r.d.map_or_else(|| "n/a".to_owned(), |d| d.to_string());
+            let na = |v: Option<u64>| v.map_or_else(|| "n/a".to_owned(), |v| v.to_string());
+            let d = na(r.d.map(u64::from));
             let _ = writeln!(
                 out,
-                "{:<14} {:>10} {:>8.4} {:>10} {:>10.2} {:>5} {:>12}",
-                r.policy, r.cost, r.ratio_to_optimum, r.completed, r.messages_per_task, d, r.late_binding
+                "{:<14} {:>10} {:>8.4} {:>10} {:>10.2} {:>5} {:>12} {:>8} {:>8}",
+                r.policy,
+                r.cost,
+                r.ratio_to_optimum,
+                r.completed,
+                r.messages_per_task,
+                d,
+                r.late_binding,
+                na(r.awards),
+                na(r.moved_awards)
             );
         }
         let p = &self.perf;

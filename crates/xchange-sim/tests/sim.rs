@@ -1,7 +1,7 @@
 //! The simulator on small batch instances: reproducibility, the optimum bounds every
 //! policy, and the one-shot contract net completes every task exactly once.
 
-use xchange_sim::{Batch, DELAY, Policy, Preset, Report, hungarian, oneshot, run};
+use xchange_sim::{Batch, DELAY, Policy, Preset, Report, hungarian, iterated, oneshot, run};
 
 const N: usize = 30;
 
@@ -73,9 +73,29 @@ fn oneshot_messages_per_task_grow_with_the_number_of_agents() {
 }
 
 #[test]
-fn cnp_iterated_says_it_needs_engine_support() {
-    let err = run(Preset::BATCH.sized(4, 4), 1, &[Policy::CnpIterated]).expect_err("unsupported");
-    assert!(err.to_string().contains("engine support"), "{err}");
+fn iterated_reaches_the_optimum_through_moved_provisional_awards() {
+    for seed in [1, 2, 3] {
+        let batch = Batch::generate(N, N, seed).expect("feasible");
+        let run = iterated(&batch, seed, DELAY);
+        let optimum = batch.cost_of(&hungarian(&batch));
+        assert_eq!((run.completed, run.unfinished), (N, 0), "{:?}", run.not_completed);
+        assert_eq!(run.cost, optimum, "seed {seed}");
+        // Only final awards execute: a moved award never started.
+        assert!(run.executions_per_task.iter().all(|&e| e == 1), "{:?}", run.executions_per_task);
+        assert!(run.tasks_per_agent.iter().all(|&e| e <= 1), "{:?}", run.tasks_per_agent);
+        assert!(run.moved_awards > 0, "the auction moved awards (seed {seed})");
+        assert_eq!(run.declined_awards, 0);
+    }
+}
+
+#[test]
+fn iterated_beats_oneshot_on_the_standard_batch() {
+    let batch = Batch::generate(200, 200, 3).expect("feasible");
+    let optimum = batch.cost_of(&hungarian(&batch)) as f64;
+    let (once, iter) = (oneshot(&batch, 3, DELAY), iterated(&batch, 3, DELAY));
+    assert!(iter.cost as f64 <= 1.02 * optimum, "{} vs {optimum}", iter.cost);
+    assert!(once.cost > iter.cost);
+    assert_eq!(iter.completed, 200);
 }
 
 #[test]

@@ -461,3 +461,64 @@ fn with_late_binding_the_first_free_agent_takes_the_task_and_nobody_queues() {
     assert_eq!(w.executions.len(), tasks.len(), "each task executed once");
     w.check().unwrap();
 }
+
+#[test]
+fn a_provisional_award_moves_to_a_higher_premium_and_starts_once_settled() {
+    use xchange_core::{ContractorProfile, Engine};
+    use xchange_protocol::{AcceptBody, Provisional, TaskId, TaskSpec};
+    let w = World::new(fast_config(), 1);
+    let me = World::agent_id(2, 0);
+    let profile = ContractorProfile { capacity: 1, queue_limit: 0, ..ContractorProfile::new(["echo"]) };
+    let mut c = Engine::new(me, w.cfg.clone(), Some(profile), 3);
+    let (m1, m2) = (AgentId::from_index(1, 1), AgentId::from_index(1, 2));
+    let award = |from, task, premium: f64| {
+        let body = Body::Accept(AcceptBody {
+            task: Arc::new(TaskSpec::new("echo", json!(null))),
+            budget: Budget { subtasks: 0, messages: 100, retries: 1, price: 10 },
+            price: 5,
+            lease_ms: 60_000,
+            provisional: Some(Provisional { premium, settle_ms: 50 }),
+        });
+        let mut msg = (*forged(from, me, body, &w, task, 1)).clone();
+        msg.lineage = Arc::from(vec![from]);
+        Input::Message(Arc::new(msg))
+    };
+    let failures = |effects: &[Effect]| -> Vec<(AgentId, Code)> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Send { msg, .. } => match (&msg.body, &msg.to) {
+                    (Body::Failure(f), Recipient::Agent(to)) => Some((*to, f.code)),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    };
+    let started = |effects: &[Effect]| effects.iter().any(|e| matches!(e, Effect::StartExecution { .. }));
+    let (t1, t2, t3) = (TaskId::new_v7(1, [1; 10]), TaskId::new_v7(1, [2; 10]), TaskId::new_v7(1, [3; 10]));
+    let now = w.now;
+
+    let first: Vec<Effect> = c.handle(now, award(m1, t1, 1.0)).collect();
+    assert!(failures(&first).is_empty() && !started(&first), "held, not started: {first:?}");
+    // A higher premium from another manager displaces it: the first goes back as outbid.
+    let second: Vec<Effect> = c.handle(now + 10_000, award(m2, t2, 2.5)).collect();
+    assert_eq!(failures(&second), vec![(m1, Code::Outbid)]);
+    assert!(!started(&second));
+    // A lower one is turned down, and the held award stays.
+    let third: Vec<Effect> = c.handle(now + 20_000, award(m1, t3, 2.0)).collect();
+    assert_eq!(failures(&third), vec![(m1, Code::Outbid)]);
+    // Quiet for the settle time: the held award starts, and only it.
+    let early: Vec<Effect> = c.handle_timeout(now + 59_000).collect();
+    assert!(!started(&early), "not before the settle time");
+    let settled: Vec<Effect> = c.handle_timeout(now + 60_000).collect();
+    let starts: Vec<_> = settled
+        .iter()
+        .filter_map(|e| match e {
+            Effect::StartExecution { task, .. } => Some(*task),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(starts, vec![t2]);
+    assert_eq!(c.counters().executions, 1);
+}
