@@ -9,7 +9,9 @@ use xchange_sim::{Policy, Preset};
 pub(crate) struct SimArgs {
     /// Workload preset: `batch` (200 agents, 200 tasks, random costs, one task per agent),
     /// `online` (10,000 agents, 100,000 Poisson arrivals at 80 % load, exponential sizes),
-    /// `online-pareto` (the same with Pareto sizes).
+    /// `online-pareto` (the same with Pareto sizes), `churn` (`online` with 30 % of the
+    /// agents crashing and recovering), `ci` (the size CI runs), `million` (1,000,000 agents,
+    /// 10,000,000 tasks).
     #[arg(long, default_value = "batch")]
     preset: String,
     /// Policy to run: hungarian, greedy, random, cnp-oneshot, cnp-iterated, or all
@@ -34,10 +36,9 @@ pub(crate) fn run(args: SimArgs) -> anyhow::Result<()> {
     if let Some(online) = xchange_sim::online_preset(&args.preset, args.agents, args.tasks) {
         anyhow::ensure!(
             args.policies.is_empty() || args.policies.iter().all(|p| p == "all"),
-            "the online presets run every policy; --policy is for batch"
+            "the online presets run their own policies; --policy is for batch"
         );
-        let report =
-            xchange_sim::run_online(&args.preset, online, args.seed, xchange_sim::OnlinePolicy::ALL)?;
+        let report = xchange_sim::run_online(&args.preset, online, args.seed)?;
         print!("{}", report.table());
         if args.json {
             println!("{}", serde_json::to_string(&report)?);

@@ -20,6 +20,7 @@ mod baseline;
 mod cnp;
 mod error;
 mod instance;
+mod metrics;
 mod online;
 mod queueing;
 mod report;
@@ -29,7 +30,10 @@ pub use baseline::{greedy, hungarian, random};
 pub use cnp::{CnpRun, batch_config, iterated, oneshot};
 pub use error::SimError;
 pub use instance::{Batch, CAPABILITY, Preset};
-pub use online::{ONLINE_PRESETS, OnlinePolicy, OnlineReport, OnlineResult, online_preset, run_online};
+pub use online::{
+    Churn, CrashSummary, ONLINE_PRESETS, OnlinePolicy, OnlinePreset, OnlineReport, OnlineResult,
+    online_preset, run_online,
+};
 pub use queueing::{Dispatch, Dispatched, Online, Sizes, dispatch};
 pub use report::{DELAY, Perf, Policy, PolicyResult, Report, peak_rss_mb, run};
-pub use sim::{LoopConfig, Sim, Workload};
+pub use sim::{CrashLedger, LoopConfig, Sim, Workload};

@@ -9,26 +9,73 @@
 use std::time::Instant;
 
 use serde::Serialize;
-use xchange_core::{Announce, ContractorProfile, EngineConfig, Micros, ScoreWeights};
+use xchange_core::{Announce, ContractorProfile, DetRng, EngineConfig, Micros, ScoreWeights};
 use xchange_protocol::{TaskSpec, TaskState};
 
 use crate::error::SimError;
-use crate::queueing::{Dispatch, Online, Sizes, dispatch};
+use crate::metrics::{coefficient_of_variation, jain, quantile, round};
+use crate::queueing::{Dispatch, Online, Sizes, dispatch, unit};
 use crate::report::{Perf, peak_rss_mb};
 use crate::sim::{LoopConfig, Sim, Workload};
 
 /// The online presets.
-pub const ONLINE_PRESETS: &[&str] = &["online", "online-pareto"];
+pub const ONLINE_PRESETS: &[&str] = &["online", "online-pareto", "churn", "ci", "million"];
 
-/// An online preset by name: 10,000 identical agents at 80 % load, 1 ms message delay,
-/// exponential (`online`) or Pareto (`online-pareto`, shape 2.5) sizes of mean 1 s.
-pub fn online_preset(name: &str, agents: Option<usize>, tasks: Option<usize>) -> Option<Online> {
-    let sizes = match name {
-        "online" => Sizes::Exponential { mean: 1.0 },
-        "online-pareto" => Sizes::Pareto { shape: 2.5, mean: 1.0 },
+/// Agents that crash during a run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Churn {
+    /// Fraction of agents that crash once, at a uniformly random time while tasks arrive.
+    pub fraction: f64,
+    /// A crashed agent comes back (with an empty engine) after a time drawn uniformly from
+    /// this range, seconds.
+    pub recover_after_s: (f64, f64),
+}
+
+/// An online preset: the workload, crashes if any, and the policies it compares.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OnlinePreset {
+    /// Arrivals and agents.
+    pub workload: Online,
+    /// Crashes.
+    pub churn: Option<Churn>,
+    /// Policies run, the omniscient reference first.
+    pub policies: &'static [OnlinePolicy],
+}
+
+/// An online preset by name, with the number of agents and tasks overridden if given:
+/// - `online`: 10,000 identical agents, Poisson arrivals at 80 % load, exponential sizes of
+///   mean 1 s, 1 ms message delay, 100,000 tasks; `online-pareto`: Pareto sizes (shape 2.5);
+/// - `churn`: `online` with 30 % of the agents crashing once and recovering 2-10 s later;
+/// - `ci`: the size CI runs (10,000 agents, 100,000 tasks), fewer policies;
+/// - `million`: 1,000,000 agents and 10,000,000 tasks, the reference and one contract net.
+pub fn online_preset(name: &str, agents: Option<usize>, tasks: Option<usize>) -> Option<OnlinePreset> {
+    use OnlinePolicy::{Baseline, Cnp, CnpLate};
+    const CHURN: &[OnlinePolicy] =
+        &[Baseline(Dispatch::ShortestQueue), Cnp { d: 2 }, CnpLate { d: 4 }, CnpLate { d: 5 }];
+    const CI: &[OnlinePolicy] =
+        &[Baseline(Dispatch::ShortestQueue), Baseline(Dispatch::PowerOfD(2)), Cnp { d: 2 }, CnpLate { d: 5 }];
+    const MILLION: &[OnlinePolicy] = &[Baseline(Dispatch::ShortestQueue), Cnp { d: 2 }];
+    let exponential = Sizes::Exponential { mean: 1.0 };
+    let (sizes, churn, policies, default_agents, default_tasks) = match name {
+        "online" => (exponential, None, OnlinePolicy::ALL, 10_000, 100_000),
+        "online-pareto" => {
+            (Sizes::Pareto { shape: 2.5, mean: 1.0 }, None, OnlinePolicy::ALL, 10_000, 100_000)
+        }
+        "churn" => {
+            let churn = Churn { fraction: 0.3, recover_after_s: (2.0, 10.0) };
+            (exponential, Some(churn), CHURN, 10_000, 100_000)
+        }
+        "ci" => (exponential, None, CI, 10_000, 100_000),
+        "million" => (exponential, None, MILLION, 1_000_000, 10_000_000),
         _ => return None,
     };
-    Some(Online { agents: agents.unwrap_or(10_000), tasks: tasks.unwrap_or(100_000), load: 0.8, sizes })
+    let workload = Online {
+        agents: agents.unwrap_or(default_agents),
+        tasks: tasks.unwrap_or(default_tasks),
+        load: 0.8,
+        sizes,
+    };
+    Some(OnlinePreset { workload, churn, policies })
 }
 
 /// A policy of the online presets.
@@ -98,6 +145,35 @@ pub struct OnlineResult {
     pub ratio_to_reference: f64,
     /// Messages delivered per task.
     pub messages_per_task: f64,
+    /// Tasks submitted that no agent finished (from the agents' ledger; must be 0).
+    pub tasks_lost: usize,
+    /// Tasks executed to the end more than once (from the agents' ledger).
+    pub duplicate_executions: usize,
+    /// Jain's fairness index of per-agent work (1 is perfectly even).
+    pub jain_fairness: f64,
+    /// Coefficient of variation of per-agent work.
+    pub work_cov: f64,
+    /// Work done over agent time available until the last completion.
+    pub utilisation: f64,
+    /// What crashes did (presets with churn, contract-net policies).
+    pub crashes: Option<CrashSummary>,
+}
+
+/// Crashes and how fast the contract net recovered the work they hit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CrashSummary {
+    /// Agents that crashed.
+    pub crashes: u64,
+    /// Crashes of agents holding at least one contract.
+    pub holding_contracts: u64,
+    /// Contracts lost in crashes.
+    pub contracts_lost: u64,
+    /// Contracts lost in crashes and placed again.
+    pub reassigned: usize,
+    /// Crash to reassignment, median, seconds.
+    pub reassignment_p50_s: f64,
+    /// Crash to reassignment, 99th percentile, seconds.
+    pub reassignment_p99_s: f64,
 }
 
 /// A run of an online preset.
@@ -113,6 +189,8 @@ pub struct OnlineReport {
     pub tasks: usize,
     /// Offered load.
     pub load: f64,
+    /// Fraction of agents that crash, if any.
+    pub churn: Option<f64>,
     /// One row per policy.
     pub results: Vec<OnlineResult>,
     /// Wall-clock figures (not a function of the seed).
@@ -136,9 +214,29 @@ impl Workload for Sized {
     }
 }
 
-/// Completion times and messages of the contract net on `arrivals`.
-fn cnp(agents: usize, arrivals: &[(f64, f64)], d: u32, late: bool, seed: u64) -> (Vec<f64>, u64, u64) {
-    let engine = EngineConfig {
+/// What one contract-net run gave.
+struct CnpOutcome {
+    completion: Vec<f64>,
+    /// Time of the last completion, seconds.
+    makespan: f64,
+    work: Vec<f64>,
+    delivered: u64,
+    events: u64,
+    tasks_lost: usize,
+    duplicates: usize,
+    crashes: Option<CrashSummary>,
+}
+
+/// The contract net on `arrivals`: real engines on the event loop, with crashes if any.
+fn cnp(
+    agents: usize,
+    arrivals: &[(f64, f64)],
+    policy: (u32, bool),
+    churn: Option<Churn>,
+    seed: u64,
+) -> CnpOutcome {
+    let (d, late) = policy;
+    let mut engine = EngineConfig {
         announce: Announce::Sample(d),
         late_binding: late,
         // Time to result decides; every agent asks the same price.
@@ -149,14 +247,23 @@ fn cnp(agents: usize, arrivals: &[(f64, f64)], d: u32, late: bool, seed: u64) ->
         report_resend: 20_000_000,
         message_ttl: 120_000_000,
         terminal_retention: 1_000_000,
+        events: true,
         ..EngineConfig::default()
     };
+    if churn.is_some() {
+        // A crash is found when its lease lapses: short leases, frequent renewals, and a
+        // bid window that does not wait long for an agent that will never answer.
+        engine = EngineConfig { lease: 2_000_000, heartbeat_interval: 500_000, bid_window: 50_000, ..engine };
+    }
     let profile = ContractorProfile { capacity: 1, queue_limit: 100_000, ..ContractorProfile::new(["work"]) };
     let work = Sized(arrivals.iter().map(|a| a.1).collect());
     let mut sim = Sim::new(engine, LoopConfig::default(), &work, vec![profile; agents], seed);
+    if let Some(churn) = churn {
+        schedule_crashes(&mut sim, agents, arrivals.last().map_or(0.0, |a| a.0), churn, seed);
+    }
     let mut submitted_at = Vec::with_capacity(arrivals.len());
     for (i, &(at, size)) in arrivals.iter().enumerate() {
-        sim.run_until((at * 1e6).round() as Micros);
+        sim.run_until(seconds_to_micros(at));
         let mut spec = Sim::<Sized>::spec("work", i);
         spec.size = size;
         submitted_at.push(sim.now());
@@ -170,57 +277,89 @@ fn cnp(agents: usize, arrivals: &[(f64, f64)], d: u32, late: bool, seed: u64) ->
         .filter(|(t, _)| sim.finished.get(*t).is_some_and(|(s, _)| *s == TaskState::Completed))
         .map(|(t, at)| (sim.finished_at[t] - at) as f64 / 1e6)
         .collect();
-    (completion, sim.delivered, sim.events)
-}
-
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
+    // The agents' own ledger: who finished what, independent of the engines' counts.
+    let mut finished_runs = vec![0u32; arrivals.len()];
+    let mut busy = vec![0.0f64; agents];
+    for e in &sim.ledger {
+        if let Some(end) = e.finished {
+            finished_runs[e.task] += 1;
+            busy[e.agent] += (end - e.started) as f64 / 1e6;
+        }
     }
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+    let crashes = churn.map(|_| {
+        let c = &sim.crash_ledger;
+        let mut delays: Vec<f64> = c.crash_to_reassignment.iter().map(|&d| d as f64 / 1e6).collect();
+        delays.sort_by(f64::total_cmp);
+        CrashSummary {
+            crashes: c.crashes,
+            holding_contracts: c.crashes_holding_contracts,
+            contracts_lost: c.contracts_lost,
+            reassigned: delays.len(),
+            reassignment_p50_s: round(quantile(&delays, 0.5), 4),
+            reassignment_p99_s: round(quantile(&delays, 0.99), 4),
+        }
+    });
+    CnpOutcome {
+        completion,
+        makespan: sim.finished_at.values().max().map_or(0.0, |&t| t as f64 / 1e6),
+        work: busy,
+        delivered: sim.delivered,
+        events: sim.events,
+        tasks_lost: finished_runs.iter().filter(|&&n| n == 0).count(),
+        duplicates: finished_runs.iter().filter(|&&n| n > 1).count(),
+        crashes,
+    }
 }
 
-fn round(x: f64, digits: i32) -> f64 {
-    let f = 10f64.powi(digits);
-    (x * f).round() / f
+fn seconds_to_micros(s: f64) -> Micros {
+    (s * 1e6).round() as Micros
 }
 
-/// Runs `policies` on one seeded online workload.
-pub fn run_online(
-    name: &str,
-    w: Online,
-    seed: u64,
-    policies: &[OnlinePolicy],
-) -> Result<OnlineReport, SimError> {
+/// Crashes `churn.fraction` of the agents, each once, at uniform times in `[0, span)`.
+fn schedule_crashes<W: Workload>(sim: &mut Sim<'_, W>, agents: usize, span: f64, churn: Churn, seed: u64) {
+    let mut rng = DetRng::new(seed ^ 0xc4a5_4000);
+    let mut order: Vec<usize> = (0..agents).collect();
+    let count = ((agents as f64) * churn.fraction).round() as usize;
+    let (low, high) = churn.recover_after_s;
+    for i in 0..count.min(agents) {
+        let j = i + rng.below(agents - i);
+        order.swap(i, j);
+        let at = seconds_to_micros(unit(&mut rng) * span);
+        let recover = seconds_to_micros(low + unit(&mut rng) * (high - low));
+        sim.crash_at(order[i], at, recover);
+    }
+}
+
+/// Runs the preset's policies on one seeded online workload.
+pub fn run_online(name: &str, preset: OnlinePreset, seed: u64) -> Result<OnlineReport, SimError> {
     let started = Instant::now();
+    let w = preset.workload;
     let arrivals = w.arrivals(seed);
     let reference = dispatch(w.agents, &arrivals, Dispatch::ShortestQueue, seed).mean_completion();
     let mut events = 0;
     let mut results = Vec::new();
-    for &policy in policies {
-        let (mut completion, messages) = match policy {
-            OnlinePolicy::Baseline(p) => (dispatch(w.agents, &arrivals, p, seed).completion, 0),
-            OnlinePolicy::Cnp { d } | OnlinePolicy::CnpLate { d } => {
-                let late = matches!(policy, OnlinePolicy::CnpLate { .. });
-                let (c, m, e) = cnp(w.agents, &arrivals, d, late, seed);
-                events += e;
-                (c, m)
+    for &policy in preset.policies {
+        let run = match policy {
+            OnlinePolicy::Baseline(p) => {
+                let placed = dispatch(w.agents, &arrivals, p, seed);
+                let makespan =
+                    arrivals.iter().zip(&placed.completion).map(|(a, c)| a.0 + c).fold(0.0, f64::max);
+                CnpOutcome {
+                    makespan,
+                    completion: placed.completion,
+                    work: placed.work,
+                    delivered: 0,
+                    events: 0,
+                    tasks_lost: 0,
+                    duplicates: 0,
+                    crashes: None,
+                }
             }
+            OnlinePolicy::Cnp { d } => cnp(w.agents, &arrivals, (d, false), preset.churn, seed),
+            OnlinePolicy::CnpLate { d } => cnp(w.agents, &arrivals, (d, true), preset.churn, seed),
         };
-        let completed = completion.len();
-        let mean = completion.iter().sum::<f64>() / completed.max(1) as f64;
-        completion.sort_by(f64::total_cmp);
-        results.push(OnlineResult {
-            policy: policy.name(),
-            d: policy.d(),
-            late_binding: matches!(policy, OnlinePolicy::CnpLate { .. }),
-            completed,
-            mean_s: round(mean, 4),
-            p50_s: round(quantile(&completion, 0.5), 4),
-            p99_s: round(quantile(&completion, 0.99), 4),
-            ratio_to_reference: round(mean / reference, 4),
-            messages_per_task: round(messages as f64 / w.tasks as f64, 2),
-        });
+        events += run.events;
+        results.push(summarise(policy, run, &arrivals, reference));
     }
     let wall_s = started.elapsed().as_secs_f64();
     let perf = Perf {
@@ -235,16 +374,47 @@ pub fn run_online(
         agents: w.agents,
         tasks: w.tasks,
         load: w.load,
+        churn: preset.churn.map(|c| c.fraction),
         results,
         perf,
     })
 }
 
+fn summarise(
+    policy: OnlinePolicy,
+    mut run: CnpOutcome,
+    arrivals: &[(f64, f64)],
+    reference: f64,
+) -> OnlineResult {
+    let completed = run.completion.len();
+    let mean = run.completion.iter().sum::<f64>() / completed.max(1) as f64;
+    run.completion.sort_by(f64::total_cmp);
+    let capacity = run.makespan * run.work.len() as f64;
+    OnlineResult {
+        policy: policy.name(),
+        d: policy.d(),
+        late_binding: matches!(policy, OnlinePolicy::CnpLate { .. }),
+        completed,
+        mean_s: round(mean, 4),
+        p50_s: round(quantile(&run.completion, 0.5), 4),
+        p99_s: round(quantile(&run.completion, 0.99), 4),
+        ratio_to_reference: round(mean / reference, 4),
+        messages_per_task: round(run.delivered as f64 / arrivals.len().max(1) as f64, 2),
+        tasks_lost: run.tasks_lost,
+        duplicate_executions: run.duplicates,
+        jain_fairness: round(jain(&run.work), 4),
+        work_cov: round(coefficient_of_variation(&run.work), 4),
+        utilisation: round(if capacity > 0.0 { run.work.iter().sum::<f64>() / capacity } else { 0.0 }, 4),
+        crashes: run.crashes,
+    }
+}
+
 impl OnlineReport {
     /// A table for the terminal.
     pub fn table(&self) -> String {
+        let churn = self.churn.map_or(String::new(), |c| format!(", {:.0} % of agents crash", c * 100.0));
         let mut out = format!(
-            "preset {} seed {}: {} agents, {} tasks, load {}\n{:<24} {:>9} {:>9} {:>9} {:>8} {:>10} {:>4} {:>9}\n",
+            "preset {} seed {}: {} agents, {} tasks, load {}{churn}\n{:<22} {:>8} {:>8} {:>8} {:>7} {:>9} {:>3} {:>9} {:>5} {:>4} {:>6} {:>6} {:>14}\n",
             self.preset,
             self.seed,
             self.agents,
@@ -257,12 +427,20 @@ impl OnlineReport {
             "ratio",
             "msgs/task",
             "d",
-            "completed"
+            "completed",
+            "lost",
+            "dup",
+            "jain",
+            "util",
+            "crash->re p50/p99"
         );
         for r in &self.results {
             let d = r.d.map_or("n/a".to_owned(), |d| d.to_string());
+            let crash = r.crashes.as_ref().map_or("n/a".to_owned(), |c| {
+                format!("{:.2}/{:.2}s", c.reassignment_p50_s, c.reassignment_p99_s)
+            });
             out.push_str(&format!(
-                "{:<24} {:>9.4} {:>9.4} {:>9.4} {:>8.4} {:>10.2} {:>4} {:>9}\n",
+                "{:<22} {:>8.4} {:>8.4} {:>8.4} {:>7.4} {:>9.2} {:>3} {:>9} {:>5} {:>4} {:>6.4} {:>6.4} {:>14}\n",
                 r.policy,
                 r.mean_s,
                 r.p50_s,
@@ -270,9 +448,20 @@ impl OnlineReport {
                 r.ratio_to_reference,
                 r.messages_per_task,
                 d,
-                r.completed
+                r.completed,
+                r.tasks_lost,
+                r.duplicate_executions,
+                r.jain_fairness,
+                r.utilisation,
+                crash
             ));
         }
+        let p = &self.perf;
+        let rss = p.peak_rss_mb.map_or_else(|| "n/a".to_owned(), |m| format!("{m} MiB"));
+        out.push_str(&format!(
+            "perf: {:.3} s wall, {} events, {:.0} events/s, peak RSS {rss}\n",
+            p.wall_s, p.events, p.events_per_s
+        ));
         out
     }
 }

@@ -42,7 +42,7 @@ impl Sizes {
 }
 
 /// A uniform number in (0, 1].
-fn unit(rng: &mut DetRng) -> f64 {
+pub(crate) fn unit(rng: &mut DetRng) -> f64 {
     ((rng.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
 }
 

@@ -74,6 +74,25 @@ enum Event {
     Finish { exec: u32 },
     /// Engine `engine` may have a deadline due.
     Timeout { engine: u32 },
+    /// Agent `agent` crashes: it loses its engine, its executions and its messages.
+    Crash { agent: u32, recover_after: Micros },
+    /// Agent `agent` comes back with a fresh engine (a new incarnation).
+    Recover { agent: u32 },
+}
+
+/// What crashes did, from the simulator's side.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CrashLedger {
+    /// Crashes that happened.
+    pub crashes: u64,
+    /// Crashes of agents that held at least one contract at that moment.
+    pub crashes_holding_contracts: u64,
+    /// Contracts held by crashed agents.
+    pub contracts_lost: u64,
+    /// Messages that reached a crashed agent and were lost.
+    pub messages_lost: u64,
+    /// For each contract lost in a crash and placed again: crash to reassignment, µs.
+    pub crash_to_reassignment: Vec<Micros>,
 }
 
 /// The simulation: engines `0..n` are the agents, engine `n` is the manager.
@@ -107,6 +126,13 @@ pub struct Sim<'w, W: Workload> {
     pub events: u64,
     /// Effects of kind `Refused`, by code.
     pub refused: BTreeMap<Code, u64>,
+    /// What crashes did.
+    pub crash_ledger: CrashLedger,
+    engine_cfg: Arc<EngineConfig>,
+    seed: u64,
+    alive: Vec<bool>,
+    /// Contracts held by agents when they crashed, with the time of the crash.
+    lost_in_crash: BTreeMap<TaskId, Micros>,
 }
 
 impl<'w, W: Workload> Sim<'w, W> {
@@ -119,6 +145,7 @@ impl<'w, W: Workload> Sim<'w, W> {
         seed: u64,
     ) -> Self {
         let engine = Arc::new(engine);
+        let engine_cfg = engine.clone();
         let n = agents.len();
         let mut ids: Vec<AgentId> = (0..n as u64).map(|i| AgentId::from_index(2, i)).collect();
         ids.push(AgentId::from_index(1, 0));
@@ -152,6 +179,11 @@ impl<'w, W: Workload> Sim<'w, W> {
             delivered: 0,
             events: 0,
             refused: BTreeMap::new(),
+            crash_ledger: CrashLedger::default(),
+            engine_cfg,
+            seed,
+            alive: vec![true; n + 1],
+            lost_in_crash: BTreeMap::new(),
         };
         for a in 0..n {
             let profile = sim.profiles[a].clone().expect("agents have profiles");
@@ -175,6 +207,50 @@ impl<'w, W: Workload> Sim<'w, W> {
     /// The spec of workload task `task`: its index goes in the input.
     pub fn spec(capability: &str, task: usize) -> TaskSpec {
         TaskSpec::new(capability, json!({ "task": task }))
+    }
+
+    /// Schedules a crash of agent `agent` at `at`, and its recovery `recover_after` later.
+    pub fn crash_at(&mut self, agent: usize, at: Micros, recover_after: Micros) {
+        assert!(agent < self.manager(), "only agents crash, not the manager");
+        self.schedule(at, Event::Crash { agent: agent as u32, recover_after });
+    }
+
+    fn crash(&mut self, agent: usize, recover_after: Micros) {
+        if !self.alive[agent] {
+            return;
+        }
+        self.alive[agent] = false;
+        self.armed[agent] = None;
+        let held: Vec<TaskId> = self.engines[agent].contracts().map(|(task, ..)| task).collect();
+        self.crash_ledger.crashes += 1;
+        self.crash_ledger.crashes_holding_contracts += u64::from(!held.is_empty());
+        self.crash_ledger.contracts_lost += held.len() as u64;
+        for task in held {
+            self.lost_in_crash.insert(task, self.now);
+        }
+        // Executions under way die with the agent: they never finish.
+        let dead: Vec<_> = self
+            .running
+            .range((agent, TaskId::NIL, 0)..)
+            .take_while(|(k, _)| k.0 == agent)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in dead {
+            self.running.remove(&key);
+        }
+        self.schedule(self.now + recover_after, Event::Recover { agent: agent as u32 });
+    }
+
+    fn recover(&mut self, agent: usize) {
+        let old = &self.engines[agent];
+        let (id, incarnation) = (old.id(), old.incarnation() + 1);
+        let seed = self.seed ^ ((agent as u64 + 1) << 20) ^ (incarnation << 48);
+        let profile = self.profiles[agent].clone();
+        self.engines[agent] =
+            Engine::restore(id, self.engine_cfg.clone(), profile, seed, incarnation, Vec::new());
+        self.alive[agent] = true;
+        let effects: Vec<Effect> = self.engines[agent].resume(self.now).collect();
+        self.apply(agent, effects);
     }
 
     /// Engines' counters summed over every engine.
@@ -210,9 +286,15 @@ impl<'w, W: Workload> Sim<'w, W> {
             match event {
                 Event::Deliver { to, msg } => {
                     let msg = self.messages.remove(&msg).expect("stored message");
+                    if !self.alive[to as usize] {
+                        self.crash_ledger.messages_lost += 1;
+                        continue;
+                    }
                     self.delivered += 1;
                     self.input(to as usize, Input::Message(msg));
                 }
+                Event::Crash { agent, recover_after } => self.crash(agent as usize, recover_after),
+                Event::Recover { agent } => self.recover(agent as usize),
                 Event::Finish { exec } => {
                     let e = &self.ledger[exec as usize];
                     if self.running.remove(&(e.agent, e.task_id, e.epoch)).is_none() {
@@ -228,6 +310,9 @@ impl<'w, W: Workload> Sim<'w, W> {
                     let engine = engine as usize;
                     if self.armed[engine] == Some(at) {
                         self.armed[engine] = None;
+                    }
+                    if !self.alive[engine] {
+                        continue;
                     }
                     if self.engines[engine].poll_timeout().is_some_and(|t| t <= self.now) {
                         let effects: Vec<Effect> = self.engines[engine].handle_timeout(self.now).collect();
@@ -315,6 +400,11 @@ impl<'w, W: Workload> Sim<'w, W> {
                 Effect::Emit(event) => match event.kind {
                     EventKind::Submitted { parent: None } if engine == self.manager() => {
                         self.submitted.push(event.task());
+                    }
+                    EventKind::Reassigned { .. } if engine == self.manager() => {
+                        if let Some(crashed) = self.lost_in_crash.remove(&event.task()) {
+                            self.crash_ledger.crash_to_reassignment.push(event.at - crashed);
+                        }
                     }
                     EventKind::Finished { state, code, .. } if engine == self.manager() => {
                         self.finished.insert(event.task(), (state, code));

@@ -118,11 +118,11 @@ fn oneshot_places_all_200_tasks_of_the_standard_batch() {
 }
 
 mod online {
-    use xchange_sim::{OnlinePolicy, online_preset, run_online};
+    use xchange_sim::{online_preset, run_online};
 
     fn small() -> xchange_sim::OnlineReport {
         let w = online_preset("online", Some(200), Some(4_000)).expect("known preset");
-        run_online("online", w, 5, OnlinePolicy::ALL).expect("runs")
+        run_online("online", w, 5).expect("runs")
     }
 
     #[test]
@@ -134,6 +134,9 @@ mod online {
         assert_eq!(reference.ratio_to_reference, 1.0);
         for r in &report.results {
             assert_eq!(r.completed, 4_000, "{} lost tasks", r.policy);
+            assert_eq!((r.tasks_lost, r.duplicate_executions), (0, 0), "{r:?}");
+            assert!(r.jain_fairness > 0.5 && r.jain_fairness <= 1.0, "{r:?}");
+            assert!(r.utilisation > 0.3 && r.utilisation <= 1.0, "{r:?}");
         }
         assert!(cnp5.mean_s < cnp2.mean_s && cnp2.mean_s < random.mean_s, "{cnp5:?} {cnp2:?} {random:?}");
         assert_eq!(cnp2.messages_per_task, 8.0);
@@ -151,5 +154,30 @@ mod online {
     fn the_same_seed_gives_the_same_figures() {
         let (a, b) = (small(), small());
         assert_eq!(a.results, b.results);
+    }
+}
+
+mod churn {
+    use xchange_sim::{online_preset, run_online};
+
+    #[test]
+    fn crashes_lose_no_task_and_the_work_they_hit_is_placed_again() {
+        let preset = online_preset("churn", Some(300), Some(6_000)).expect("known preset");
+        let report = run_online("churn", preset, 9).expect("runs");
+        assert_eq!(report.churn, Some(0.3));
+        let mut cnp_rows = 0;
+        for r in &report.results {
+            assert_eq!((r.completed, r.tasks_lost), (6_000, 0), "{r:?}");
+            let Some(c) = &r.crashes else { continue };
+            cnp_rows += 1;
+            assert_eq!(c.crashes, 90, "{r:?}");
+            assert!(2 * c.holding_contracts >= c.crashes, "half the crashes hit agents with work: {c:?}");
+            assert!(c.contracts_lost > 0 && c.reassigned as u64 <= c.contracts_lost, "{c:?}");
+            // Found when the lease (2 s) lapses, placed again at once.
+            assert!(c.reassignment_p50_s > 0.0 && c.reassignment_p99_s <= 3.0, "{c:?}");
+        }
+        assert_eq!(cnp_rows, 3);
+        let again = run_online("churn", preset, 9).expect("runs");
+        assert_eq!(report.results, again.results, "crashes are part of the seeded workload");
     }
 }
