@@ -1,6 +1,7 @@
 //! `xchange sim`: the simulator on virtual time (no tokio). Prints a table, or with
 //! `--json` the table then one JSON object on the last line.
 
+use anyhow::Context as _;
 use clap::Args;
 use xchange_sim::{Policy, Preset};
 
@@ -30,6 +31,16 @@ pub(crate) struct SimArgs {
     /// Print one JSON object as the last line.
     #[arg(long)]
     json: bool,
+    /// Also write the results as CSV (one line per policy) to this file.
+    #[arg(long, value_name = "PATH")]
+    csv: Option<std::path::PathBuf>,
+}
+
+fn write_csv(path: Option<&std::path::Path>, csv: &str) -> anyhow::Result<()> {
+    if let Some(path) = path {
+        std::fs::write(path, csv).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 pub(crate) fn run(args: SimArgs) -> anyhow::Result<()> {
@@ -38,7 +49,17 @@ pub(crate) fn run(args: SimArgs) -> anyhow::Result<()> {
             args.policies.is_empty() || args.policies.iter().all(|p| p == "all"),
             "the online presets run their own policies; --policy is for batch"
         );
-        let report = xchange_sim::run_online(&args.preset, online, args.seed)?;
+        let bar = indicatif::ProgressBar::new(online.workload.tasks as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} tasks {elapsed}")
+                .expect("valid progress template"),
+        );
+        let report = xchange_sim::run_online_observed(&args.preset, online, args.seed, &mut |p| {
+            bar.set_prefix(format!("{}/{} {:<22}", p.step + 1, p.steps, p.policy));
+            bar.set_position(p.submitted as u64);
+        })?;
+        bar.finish_and_clear();
+        write_csv(args.csv.as_deref(), &report.to_csv())?;
         print!("{}", report.table());
         if args.json {
             println!("{}", serde_json::to_string(&report)?);
@@ -50,6 +71,7 @@ pub(crate) fn run(args: SimArgs) -> anyhow::Result<()> {
     preset = preset.sized(args.agents.unwrap_or(agents), args.tasks.unwrap_or(tasks));
     let policies = Policy::parse_list(&args.policies)?;
     let report = xchange_sim::run(preset, args.seed, &policies)?;
+    write_csv(args.csv.as_deref(), &report.to_csv())?;
     print!("{}", report.table());
     if args.json {
         println!("{}", report.to_json());

@@ -12,9 +12,9 @@ use crate::sim::{LoopConfig, Sim};
 /// What a contract-net run committed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CnpRun {
-    /// The agent that completed each task, if any (from the ledger).
+    /// The agent whose execution of each task ran to the end, if any (from the ledger).
     pub assignment: Vec<Option<usize>>,
-    /// Sum of `cost[task][agent]` over completed executions.
+    /// Sum of `cost[task][agent]` over `assignment`.
     pub cost: u64,
     /// Tasks that completed (the manager's `Finished` events).
     pub completed: usize,
@@ -112,25 +112,20 @@ fn simulate(
         sim.submit(t, Sim::<Batch>::spec(CAPABILITY, t));
     }
     sim.run();
-    let mut assignment = vec![None; batch.tasks];
-    let mut executions_per_task = vec![0; batch.tasks];
-    let mut tasks_per_agent = vec![0; batch.agents];
-    let mut cost = 0;
-    let (mut last_start, mut first_finish) = (0, u64::MAX);
-    for e in &sim.ledger {
-        executions_per_task[e.task] += 1;
-        tasks_per_agent[e.agent] += 1;
-        last_start = last_start.max(e.started);
-        if let Some(at) = e.finished {
-            first_finish = first_finish.min(at);
-            assignment[e.task] = Some(e.agent);
-            cost += u64::from(batch.cost[e.task][e.agent]);
-        }
-    }
-    let completed = sim.finished.values().filter(|(s, _)| *s == TaskState::Completed).count();
+    // The committed allocation: the agent whose execution of each task ran to the end.
+    let assignment: Vec<Option<usize>> = sim.task_tally.iter().map(|t| t.agent.map(|a| a as usize)).collect();
+    let cost = assignment
+        .iter()
+        .enumerate()
+        .filter_map(|(task, agent)| agent.map(|a| u64::from(batch.cost[task][a])))
+        .sum();
+    let executions_per_task = sim.task_tally.iter().map(|t| t.started).collect();
+    let tasks_per_agent = sim.agent_tally.iter().map(|a| a.started).collect();
+    let ended: Vec<_> = sim.outcomes.iter().flatten().collect();
+    let completed = ended.iter().filter(|o| o.state == TaskState::Completed).count();
     let mut not_completed = BTreeMap::new();
-    for (state, code) in sim.finished.values().filter(|(s, _)| *s != TaskState::Completed) {
-        *not_completed.entry(format!("{state:?}/{code:?}")).or_default() += 1;
+    for o in ended.iter().filter(|o| o.state != TaskState::Completed) {
+        *not_completed.entry(format!("{:?}/{:?}", o.state, o.code)).or_default() += 1;
     }
     let refused = sim.refused.iter().map(|(c, n)| (format!("{c:?}"), *n)).collect();
     let counters = sim.counters();
@@ -147,10 +142,10 @@ fn simulate(
         awards: counters.contracts,
         decommits: counters.decommits,
         moved_awards: counters.moved_awards,
-        settled_before_first_completion: last_start < first_finish,
+        settled_before_first_completion: sim.first_finish.is_none_or(|first| sim.last_start < first),
         events: sim.events,
         not_completed,
-        unfinished: sim.submitted.len() - sim.finished.len(),
+        unfinished: sim.submitted - ended.len(),
         refused,
     }
 }

@@ -4,7 +4,7 @@
 //! Layout: `instance.rs` ([`Preset`], [`Batch`]: who the agents are and what each task
 //! costs each of them), `sim.rs` ([`Sim`]: a discrete-event loop, one heap of message
 //! deliveries, execution completions and engine timeouts, one [`xchange_core::Engine`] per
-//! agent plus a manager, and a [`sim::Execution`] ledger kept apart from the engines'
+//! agent plus a manager, and the agents' ledger ([`TaskTally`], [`AgentTally`]) kept apart from the engines'
 //! counters), `cnp.rs` (contract-net policies read back from that ledger), `baseline.rs`
 //! (Hungarian optimum, global greedy, random matching), `queueing.rs` (online dispatch
 //! without messages: random, round robin, power of d, and join-the-shortest-queue as the
@@ -20,6 +20,7 @@ mod baseline;
 mod cnp;
 mod error;
 mod instance;
+mod lookup;
 mod metrics;
 mod online;
 mod queueing;
@@ -31,9 +32,9 @@ pub use cnp::{CnpRun, batch_config, iterated, oneshot};
 pub use error::SimError;
 pub use instance::{Batch, CAPABILITY, Preset};
 pub use online::{
-    Churn, CrashSummary, ONLINE_PRESETS, OnlinePolicy, OnlinePreset, OnlineReport, OnlineResult,
-    online_preset, run_online,
+    Churn, CrashSummary, ONLINE_PRESETS, OnlinePolicy, OnlinePreset, OnlineReport, OnlineResult, Progress,
+    online_preset, run_online, run_online_observed,
 };
 pub use queueing::{Dispatch, Dispatched, Online, Sizes, dispatch};
 pub use report::{DELAY, Perf, Policy, PolicyResult, Report, peak_rss_mb, run};
-pub use sim::{CrashLedger, LoopConfig, Sim, Workload};
+pub use sim::{AgentTally, CrashLedger, LoopConfig, Outcome, Sim, TaskTally, Workload};

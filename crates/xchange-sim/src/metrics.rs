@@ -33,6 +33,65 @@ pub(crate) fn coefficient_of_variation(work: &[f64]) -> f64 {
     variance.sqrt() / mean
 }
 
+/// Rows of serialisable records as CSV: a header of the records' field names, then one line
+/// per record. Nested objects are flattened with dotted names; `null` is an empty cell.
+/// Values never contain commas or quotes here (names, numbers, booleans), but strings are
+/// quoted anyway so that the output stays valid if one ever does.
+pub(crate) fn csv<T: serde::Serialize>(rows: &[T], context: &[(&str, serde_json::Value)]) -> String {
+    let flat: Vec<Vec<(String, String)>> = rows
+        .iter()
+        .map(|r| {
+            let mut cells: Vec<(String, String)> =
+                context.iter().map(|(k, v)| ((*k).to_owned(), cell(v))).collect();
+            flatten("", &serde_json::to_value(r).expect("records serialize"), &mut cells);
+            cells
+        })
+        .collect();
+    // Columns in order of first appearance; a field that is null in one row and an object
+    // in another keeps only the object's columns.
+    let mut columns: Vec<&str> = Vec::new();
+    for (k, _) in flat.iter().flatten() {
+        if !columns.contains(&k.as_str()) {
+            columns.push(k);
+        }
+    }
+    let nested = |c: &str| {
+        columns.iter().any(|o| o.len() > c.len() && o.starts_with(c) && o[c.len()..].starts_with('.'))
+    };
+    let columns: Vec<&str> = columns.iter().copied().filter(|c| !nested(c)).collect();
+    let mut out = columns.join(",");
+    out.push('\n');
+    for row in &flat {
+        let line: Vec<&str> = columns
+            .iter()
+            .map(|c| row.iter().find(|(k, _)| k == c).map_or("", |(_, v)| v.as_str()))
+            .collect();
+        out.push_str(&line.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, String)>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let name = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                flatten(&name, v, out);
+            }
+        }
+        other => out.push((prefix.to_owned(), cell(other))),
+    }
+}
+
+fn cell(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => format!("\"{}\"", s.replace('"', "\"\"")),
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,5 +104,15 @@ mod tests {
         assert_eq!(coefficient_of_variation(&[0.0, 2.0]), 1.0);
         assert_eq!(quantile(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.5), 3.0);
         assert_eq!(quantile(&[], 0.99), 0.0);
+    }
+
+    #[test]
+    fn csv_flattens_nested_fields_and_aligns_rows_where_one_is_null() {
+        let rows = vec![
+            serde_json::json!({ "policy": "a", "crashes": null, "n": 1 }),
+            serde_json::json!({ "policy": "b", "crashes": { "p50": 0.5, "p99": 2 }, "n": 2 }),
+        ];
+        let out = csv(&rows, &[("seed", serde_json::json!(7))]);
+        assert_eq!(out, "seed,n,policy,crashes.p50,crashes.p99\n7,1,\"a\",,\n7,2,\"b\",0.5,2\n");
     }
 }

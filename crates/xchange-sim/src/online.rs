@@ -234,6 +234,7 @@ fn cnp(
     policy: (u32, bool),
     churn: Option<Churn>,
     seed: u64,
+    tell: &mut dyn FnMut(usize),
 ) -> CnpOutcome {
     let (d, late) = policy;
     let mut engine = EngineConfig {
@@ -268,24 +269,19 @@ fn cnp(
         spec.size = size;
         submitted_at.push(sim.now());
         sim.submit(i, spec);
+        if i % 16_384 == 0 {
+            tell(i);
+        }
     }
     sim.run();
     let completion = sim
-        .submitted
+        .outcomes
         .iter()
         .zip(&submitted_at)
-        .filter(|(t, _)| sim.finished.get(*t).is_some_and(|(s, _)| *s == TaskState::Completed))
-        .map(|(t, at)| (sim.finished_at[t] - at) as f64 / 1e6)
+        .filter_map(|(o, at)| o.filter(|o| o.state == TaskState::Completed).map(|o| (o.at - at) as f64 / 1e6))
         .collect();
     // The agents' own ledger: who finished what, independent of the engines' counts.
-    let mut finished_runs = vec![0u32; arrivals.len()];
-    let mut busy = vec![0.0f64; agents];
-    for e in &sim.ledger {
-        if let Some(end) = e.finished {
-            finished_runs[e.task] += 1;
-            busy[e.agent] += (end - e.started) as f64 / 1e6;
-        }
-    }
+    let busy: Vec<f64> = sim.agent_tally.iter().map(|a| a.busy as f64 / 1e6).collect();
     let crashes = churn.map(|_| {
         let c = &sim.crash_ledger;
         let mut delays: Vec<f64> = c.crash_to_reassignment.iter().map(|&d| d as f64 / 1e6).collect();
@@ -301,12 +297,13 @@ fn cnp(
     });
     CnpOutcome {
         completion,
-        makespan: sim.finished_at.values().max().map_or(0.0, |&t| t as f64 / 1e6),
+        makespan: sim.outcomes.iter().flatten().map(|o| o.at).max().map_or(0.0, |t| t as f64 / 1e6),
         work: busy,
         delivered: sim.delivered,
         events: sim.events,
-        tasks_lost: finished_runs.iter().filter(|&&n| n == 0).count(),
-        duplicates: finished_runs.iter().filter(|&&n| n > 1).count(),
+        tasks_lost: sim.task_tally.iter().filter(|t| t.finished == 0).count() + arrivals.len()
+            - sim.submitted,
+        duplicates: sim.task_tally.iter().filter(|t| t.finished > 1).count(),
         crashes,
     }
 }
@@ -330,15 +327,46 @@ fn schedule_crashes<W: Workload>(sim: &mut Sim<'_, W>, agents: usize, span: f64,
     }
 }
 
+/// How far a run is, for a progress bar.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress<'a> {
+    /// The policy running.
+    pub policy: &'a str,
+    /// Its position among the preset's policies, from 0.
+    pub step: usize,
+    /// How many policies the preset runs.
+    pub steps: usize,
+    /// Tasks submitted so far in this policy's run.
+    pub submitted: usize,
+    /// Tasks in the workload.
+    pub tasks: usize,
+}
+
 /// Runs the preset's policies on one seeded online workload.
 pub fn run_online(name: &str, preset: OnlinePreset, seed: u64) -> Result<OnlineReport, SimError> {
+    run_online_observed(name, preset, seed, &mut |_| {})
+}
+
+/// [`run_online`], telling `observe` how far it is now and then (wall-clock work only: the
+/// report does not depend on it).
+pub fn run_online_observed(
+    name: &str,
+    preset: OnlinePreset,
+    seed: u64,
+    observe: &mut dyn FnMut(Progress<'_>),
+) -> Result<OnlineReport, SimError> {
     let started = Instant::now();
     let w = preset.workload;
     let arrivals = w.arrivals(seed);
     let reference = dispatch(w.agents, &arrivals, Dispatch::ShortestQueue, seed).mean_completion();
     let mut events = 0;
     let mut results = Vec::new();
-    for &policy in preset.policies {
+    let steps = preset.policies.len();
+    for (step, &policy) in preset.policies.iter().enumerate() {
+        let label = policy.name();
+        let mut tell =
+            |submitted| observe(Progress { policy: &label, step, steps, submitted, tasks: w.tasks });
+        tell(0);
         let run = match policy {
             OnlinePolicy::Baseline(p) => {
                 let placed = dispatch(w.agents, &arrivals, p, seed);
@@ -355,9 +383,10 @@ pub fn run_online(name: &str, preset: OnlinePreset, seed: u64) -> Result<OnlineR
                     crashes: None,
                 }
             }
-            OnlinePolicy::Cnp { d } => cnp(w.agents, &arrivals, (d, false), preset.churn, seed),
-            OnlinePolicy::CnpLate { d } => cnp(w.agents, &arrivals, (d, true), preset.churn, seed),
+            OnlinePolicy::Cnp { d } => cnp(w.agents, &arrivals, (d, false), preset.churn, seed, &mut tell),
+            OnlinePolicy::CnpLate { d } => cnp(w.agents, &arrivals, (d, true), preset.churn, seed, &mut tell),
         };
+        tell(w.tasks);
         events += run.events;
         results.push(summarise(policy, run, &arrivals, reference));
     }
@@ -410,6 +439,19 @@ fn summarise(
 }
 
 impl OnlineReport {
+    /// One CSV line per policy, with the run's settings repeated on each (no `perf`).
+    pub fn to_csv(&self) -> String {
+        let context = [
+            ("preset", serde_json::json!(self.preset)),
+            ("seed", serde_json::json!(self.seed)),
+            ("agents", serde_json::json!(self.agents)),
+            ("tasks", serde_json::json!(self.tasks)),
+            ("load", serde_json::json!(self.load)),
+            ("churn", serde_json::json!(self.churn)),
+        ];
+        crate::metrics::csv(&self.results, &context)
+    }
+
     /// A table for the terminal.
     pub fn table(&self) -> String {
         let churn = self.churn.map_or(String::new(), |c| format!(", {:.0} % of agents crash", c * 100.0));

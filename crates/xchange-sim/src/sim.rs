@@ -2,13 +2,15 @@
 //! after a fixed delay, executions that take the workload's time, and engine timeouts, all
 //! on virtual time.
 //!
-//! Events sit in one heap ordered by (time, sequence number), so ties break in the order
-//! they were scheduled and a run is a pure function of its inputs. Engine timeouts are
-//! tracked lazily: an engine's earliest deadline is pushed when it moves earlier, and a
-//! stale entry does nothing when it pops.
+//! Every event has a (time, sequence number) key, so ties break in the order events were
+//! scheduled and a run is a pure function of its inputs. Messages all take the same delay,
+//! so they are already in key order when posted: they wait in a FIFO queue, and only
+//! executions, timeouts and crashes go through the heap; the loop takes whichever of the
+//! two fronts comes first. Engine timeouts are tracked lazily: an engine's earliest deadline
+//! is pushed when it moves earlier, and a stale entry does nothing when it pops.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::sync::Arc;
 
 use serde_json::json;
@@ -17,6 +19,8 @@ use xchange_core::{
     Micros, Submit,
 };
 use xchange_protocol::{AgentId, Body, Code, Envelope, Recipient, TaskId, TaskSpec, TaskState};
+
+use crate::lookup::{AgentIndex, TaskIndex};
 
 /// What the simulated agents know of the work: what a task costs each agent and how long
 /// it takes. This is the only place an agent's private costs live.
@@ -47,31 +51,62 @@ impl Default for LoopConfig {
     }
 }
 
-/// One execution started by a simulated agent: the ledger the simulator keeps apart from
-/// the engines' counters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Execution {
-    /// The agent (index).
-    pub agent: usize,
-    /// The task (index in the workload).
-    pub task: usize,
-    /// The task's id.
-    pub task_id: TaskId,
-    /// The contract epoch.
-    pub epoch: u32,
-    /// When it started.
-    pub started: Micros,
-    /// When it finished, if it did.
-    pub finished: Option<Micros>,
+/// An execution under way.
+#[derive(Debug, Clone, Copy)]
+struct Running {
+    task_id: TaskId,
+    agent: u32,
+    task: u32,
+    epoch: u32,
+    started: Micros,
+}
+
+/// The simulated agents' ledger of one task, kept apart from the engines' counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskTally {
+    /// Executions started.
+    pub started: u32,
+    /// Executions run to the end.
+    pub finished: u32,
+    /// The agent of the last execution run to the end.
+    pub agent: Option<u32>,
+}
+
+/// The simulated agents' ledger of one agent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AgentTally {
+    /// Executions started.
+    pub started: u32,
+    /// Executions run to the end.
+    pub finished: u32,
+    /// Time spent on executions run to the end.
+    pub busy: Micros,
+}
+
+/// How a submitted task ended, as its manager announced it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// The terminal state.
+    pub state: TaskState,
+    /// Its code.
+    pub code: Code,
+    /// When.
+    pub at: Micros,
+}
+
+/// A message on its way.
+struct InFlight {
+    at: Micros,
+    seq: u64,
+    to: u32,
+    msg: Arc<Envelope>,
 }
 
 /// What can happen next. Ordered only to break ties deterministically after (time, seq).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Event {
-    /// Deliver stored message `msg` to engine `to`.
-    Deliver { to: u32, msg: u64 },
-    /// Ledger entry `exec` finished executing.
-    Finish { exec: u32 },
+    /// Execution `exec` (slot and generation) finished.
+    Finish { exec: u32, generation: u32 },
     /// Engine `engine` may have a deadline due.
     Timeout { engine: u32 },
     /// Agent `agent` crashes: it loses its engine, its executions and its messages.
@@ -102,27 +137,37 @@ pub struct Sim<'w, W: Workload> {
     work: &'w W,
     engines: Vec<Engine>,
     ids: Vec<AgentId>,
-    index: BTreeMap<AgentId, u32>,
+    index: AgentIndex,
     profiles: Vec<Option<ContractorProfile>>,
     heap: BinaryHeap<Reverse<(Micros, u64, Event)>>,
-    messages: BTreeMap<u64, Arc<Envelope>>,
+    messages: VecDeque<InFlight>,
     armed: Vec<Option<Micros>>,
-    /// Executions started per agent.
-    done: Vec<u32>,
-    /// Ledger entries of executions under way, by (agent, task, epoch).
-    running: BTreeMap<(usize, TaskId, u32), u32>,
+    /// Executions under way per agent: (task, epoch, slot).
+    running: Vec<Vec<(TaskId, u32, u32)>>,
+    /// Executions under way, by slot, with each slot's generation (a slot is reused once its
+    /// execution ends, so a stale `Finish` is told apart by its generation).
+    slots: Vec<(u32, Option<Running>)>,
+    free_slots: Vec<u32>,
     seq: u64,
-    /// Executions started, in order.
-    pub ledger: Vec<Execution>,
-    /// Tasks submitted, by workload index.
-    pub submitted: Vec<TaskId>,
-    /// How each task ended (`Finished` events of the manager).
-    pub finished: BTreeMap<TaskId, (TaskState, Code)>,
-    /// When each task ended.
-    pub finished_at: BTreeMap<TaskId, Micros>,
+    /// Effect buffers, reused: handling an input can set off others before its own effects
+    /// are all applied.
+    spare: Vec<Vec<Effect>>,
+    /// Per task (workload index): executions started and finished.
+    pub task_tally: Vec<TaskTally>,
+    /// Per agent: executions started and finished, time busy.
+    pub agent_tally: Vec<AgentTally>,
+    /// When the first execution finished.
+    pub first_finish: Option<Micros>,
+    /// When the last execution started.
+    pub last_start: Micros,
+    /// Tasks submitted.
+    pub submitted: usize,
+    tasks: TaskIndex,
+    /// How each submitted task ended, by workload index.
+    pub outcomes: Vec<Option<Outcome>>,
     /// Messages delivered to engines (a broadcast counts once per recipient).
     pub delivered: u64,
-    /// Events popped from the heap.
+    /// Events handled.
     pub events: u64,
     /// Effects of kind `Refused`, by code.
     pub refused: BTreeMap<Code, u64>,
@@ -157,7 +202,10 @@ impl<'w, W: Workload> Sim<'w, W> {
             .enumerate()
             .map(|(i, (id, p))| Engine::new(*id, engine.clone(), p.clone(), seed ^ ((i as u64 + 1) << 20)))
             .collect();
-        let index = ids.iter().enumerate().map(|(i, id)| (*id, i as u32)).collect();
+        let mut index = AgentIndex::default();
+        for (i, id) in ids.iter().enumerate() {
+            index.insert(*id, i as u32);
+        }
         let mut sim = Self {
             now: 0,
             cfg,
@@ -166,16 +214,21 @@ impl<'w, W: Workload> Sim<'w, W> {
             ids,
             index,
             armed: vec![None; n + 1],
-            done: vec![0; n + 1],
-            running: BTreeMap::new(),
+            running: vec![Vec::new(); n + 1],
+            slots: Vec::new(),
+            free_slots: Vec::new(),
             profiles,
             heap: BinaryHeap::new(),
-            messages: BTreeMap::new(),
+            messages: VecDeque::new(),
             seq: 0,
-            ledger: Vec::new(),
-            submitted: Vec::new(),
-            finished: BTreeMap::new(),
-            finished_at: BTreeMap::new(),
+            spare: Vec::new(),
+            task_tally: Vec::new(),
+            agent_tally: vec![AgentTally::default(); n],
+            first_finish: None,
+            last_start: 0,
+            submitted: 0,
+            tasks: TaskIndex::default(),
+            outcomes: Vec::new(),
             delivered: 0,
             events: 0,
             refused: BTreeMap::new(),
@@ -199,9 +252,9 @@ impl<'w, W: Workload> Sim<'w, W> {
 
     /// Submits `spec` to the manager now; `task` is its workload index.
     pub fn submit(&mut self, task: usize, spec: TaskSpec) {
-        let before = self.submitted.len();
+        let before = self.submitted;
         self.input(self.manager(), Input::Submit(Submit::new(spec)));
-        debug_assert!(self.submitted.len() == before + 1 && task == before, "tasks submitted in order");
+        debug_assert!(self.submitted == before + 1 && task == before, "tasks submitted in order");
     }
 
     /// The spec of workload task `task`: its index goes in the input.
@@ -229,14 +282,9 @@ impl<'w, W: Workload> Sim<'w, W> {
             self.lost_in_crash.insert(task, self.now);
         }
         // Executions under way die with the agent: they never finish.
-        let dead: Vec<_> = self
-            .running
-            .range((agent, TaskId::NIL, 0)..)
-            .take_while(|(k, _)| k.0 == agent)
-            .map(|(k, _)| *k)
-            .collect();
-        for key in dead {
-            self.running.remove(&key);
+        for (_, _, exec) in std::mem::take(&mut self.running[agent]) {
+            self.slots[exec as usize].1 = None;
+            self.free_slots.push(exec);
         }
         self.schedule(self.now + recover_after, Event::Recover { agent: agent as u32 });
     }
@@ -276,35 +324,59 @@ impl<'w, W: Workload> Sim<'w, W> {
     /// `until`, so that work can be submitted at that moment.
     pub fn run_until(&mut self, until: Micros) {
         let until = until.min(self.cfg.horizon);
-        while let Some(&Reverse((at, _, _))) = self.heap.peek() {
+        loop {
+            let message = self.messages.front().map(|m| (m.at, m.seq));
+            let other = self.heap.peek().map(|Reverse((at, seq, _))| (*at, *seq));
+            let take_message = match (message, other) {
+                (Some(m), Some(o)) => m < o,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            let at = if take_message { message.expect("front").0 } else { other.expect("top").0 };
             if at > until {
                 break;
             }
-            let Some(Reverse((at, _, event))) = self.heap.pop() else { break };
             self.now = self.now.max(at);
             self.events += 1;
-            match event {
-                Event::Deliver { to, msg } => {
-                    let msg = self.messages.remove(&msg).expect("stored message");
-                    if !self.alive[to as usize] {
-                        self.crash_ledger.messages_lost += 1;
-                        continue;
-                    }
-                    self.delivered += 1;
-                    self.input(to as usize, Input::Message(msg));
+            if take_message {
+                let InFlight { to, msg, .. } = self.messages.pop_front().expect("front");
+                if !self.alive[to as usize] {
+                    self.crash_ledger.messages_lost += 1;
+                    continue;
                 }
+                self.delivered += 1;
+                self.input(to as usize, Input::Message(msg));
+                continue;
+            }
+            let Some(Reverse((at, _, event))) = self.heap.pop() else { break };
+            match event {
                 Event::Crash { agent, recover_after } => self.crash(agent as usize, recover_after),
                 Event::Recover { agent } => self.recover(agent as usize),
-                Event::Finish { exec } => {
-                    let e = &self.ledger[exec as usize];
-                    if self.running.remove(&(e.agent, e.task_id, e.epoch)).is_none() {
-                        continue; // aborted
+                Event::Finish { exec, generation } => {
+                    let (live, run) = &mut self.slots[exec as usize];
+                    if *live != generation {
+                        continue; // aborted, and the slot reused
                     }
-                    let e = &mut self.ledger[exec as usize];
-                    e.finished = Some(self.now);
-                    let (agent, task, epoch) = (e.agent, e.task_id, e.epoch);
-                    let outcome = ExecOutcome::Done(Arc::new(json!({ "task": e.task })));
-                    self.input(agent, Input::ExecutionFinished { task, epoch, outcome });
+                    let Some(run) = run.take() else { continue }; // aborted
+                    self.free_slots.push(exec);
+                    let agent = run.agent as usize;
+                    let running = &mut self.running[agent];
+                    if let Some(i) = running.iter().position(|r| *r == (run.task_id, run.epoch, exec)) {
+                        running.swap_remove(i);
+                    }
+                    let tally = &mut self.task_tally[run.task as usize];
+                    tally.finished += 1;
+                    tally.agent = Some(run.agent);
+                    let worked = &mut self.agent_tally[agent];
+                    worked.finished += 1;
+                    worked.busy += self.now - run.started;
+                    self.first_finish.get_or_insert(self.now);
+                    let outcome = ExecOutcome::Done(Arc::new(json!({ "task": run.task })));
+                    self.input(
+                        agent,
+                        Input::ExecutionFinished { task: run.task_id, epoch: run.epoch, outcome },
+                    );
                 }
                 Event::Timeout { engine } => {
                     let engine = engine as usize;
@@ -315,7 +387,8 @@ impl<'w, W: Workload> Sim<'w, W> {
                         continue;
                     }
                     if self.engines[engine].poll_timeout().is_some_and(|t| t <= self.now) {
-                        let effects: Vec<Effect> = self.engines[engine].handle_timeout(self.now).collect();
+                        let mut effects = self.spare.pop().unwrap_or_default();
+                        self.engines[engine].handle_timeout_into(self.now, &mut effects);
                         self.apply(engine, effects);
                     }
                     self.arm(engine);
@@ -341,23 +414,24 @@ impl<'w, W: Workload> Sim<'w, W> {
     }
 
     fn input(&mut self, engine: usize, input: Input) {
-        let effects: Vec<Effect> = self.engines[engine].handle(self.now, input).collect();
+        let mut effects = self.spare.pop().unwrap_or_default();
+        self.engines[engine].handle_into(self.now, input, &mut effects);
         self.apply(engine, effects);
     }
 
     fn post(&mut self, to: u32, msg: &Arc<Envelope>) {
         self.seq += 1;
-        let key = self.seq;
-        self.messages.insert(key, msg.clone());
-        self.schedule(self.now + self.cfg.delay, Event::Deliver { to, msg: key });
+        let at = self.now + self.cfg.delay;
+        debug_assert!(self.messages.back().is_none_or(|m| m.at <= at), "one delay keeps messages in order");
+        self.messages.push_back(InFlight { at, seq: self.seq, to, msg: msg.clone() });
     }
 
-    fn apply(&mut self, engine: usize, effects: Vec<Effect>) {
-        for effect in effects {
+    fn apply(&mut self, engine: usize, mut effects: Vec<Effect>) {
+        for effect in effects.drain(..) {
             match effect {
                 Effect::Send { msg, .. } => match &msg.to {
                     Recipient::Agent(to) => {
-                        if let Some(&to) = self.index.get(to) {
+                        if let Some(to) = self.index.get(to) {
                             self.post(to, &msg);
                         }
                     }
@@ -379,19 +453,30 @@ impl<'w, W: Workload> Sim<'w, W> {
                 }
                 Effect::StartExecution { task, epoch, spec, .. } => {
                     let index = self.work.task_index(&spec).expect("simulated tasks carry their index");
-                    let exec = self.ledger.len() as u32;
-                    self.done[engine] += 1;
-                    self.running.insert((engine, task, epoch), exec);
-                    self.ledger.push(Execution {
-                        agent: engine,
-                        task: index,
+                    let run = Running {
                         task_id: task,
+                        agent: engine as u32,
+                        task: index as u32,
                         epoch,
                         started: self.now,
-                        finished: None,
-                    });
+                    };
+                    let exec = match self.free_slots.pop() {
+                        Some(free) => free,
+                        None => {
+                            self.slots.push((0, None));
+                            (self.slots.len() - 1) as u32
+                        }
+                    };
+                    let slot = &mut self.slots[exec as usize];
+                    slot.0 += 1;
+                    slot.1 = Some(run);
+                    let generation = slot.0;
+                    self.running[engine].push((task, epoch, exec));
+                    self.agent_tally[engine].started += 1;
+                    self.task_tally[index].started += 1;
+                    self.last_start = self.now;
                     let at = self.now + self.work.duration(engine, index);
-                    self.schedule(at, Event::Finish { exec });
+                    self.schedule(at, Event::Finish { exec, generation });
                 }
                 Effect::Verify { task, epoch, .. } => {
                     let verdict = Input::Verdict { task, epoch, accepted: true, reason: String::new() };
@@ -399,7 +484,10 @@ impl<'w, W: Workload> Sim<'w, W> {
                 }
                 Effect::Emit(event) => match event.kind {
                     EventKind::Submitted { parent: None } if engine == self.manager() => {
-                        self.submitted.push(event.task());
+                        self.tasks.insert(event.task(), self.submitted as u32);
+                        self.submitted += 1;
+                        self.outcomes.push(None);
+                        self.task_tally.push(TaskTally::default());
                     }
                     EventKind::Reassigned { .. } if engine == self.manager() => {
                         if let Some(crashed) = self.lost_in_crash.remove(&event.task()) {
@@ -407,18 +495,25 @@ impl<'w, W: Workload> Sim<'w, W> {
                         }
                     }
                     EventKind::Finished { state, code, .. } if engine == self.manager() => {
-                        self.finished.insert(event.task(), (state, code));
-                        self.finished_at.insert(event.task(), event.at);
+                        if let Some(i) = self.tasks.get(&event.task()) {
+                            self.outcomes[i as usize] = Some(Outcome { state, code, at: event.at });
+                        }
                     }
                     _ => {}
                 },
                 Effect::Refused { code, .. } => *self.refused.entry(code).or_default() += 1,
                 Effect::AbortExecution { task, epoch } => {
-                    self.running.remove(&(engine, task, epoch));
+                    let running = &mut self.running[engine];
+                    if let Some(i) = running.iter().position(|r| (r.0, r.1) == (task, epoch)) {
+                        let (_, _, exec) = running.swap_remove(i);
+                        self.slots[exec as usize].1 = None;
+                        self.free_slots.push(exec);
+                    }
                 }
                 Effect::Persist { .. } => {}
             }
         }
+        self.spare.push(effects);
         self.arm(engine);
     }
 
@@ -427,7 +522,7 @@ impl<'w, W: Workload> Sim<'w, W> {
         let Body::Cfp(body) = &cfp.body else {
             return Err((Code::SchemaInvalid, "not a call for proposals".into()));
         };
-        if self.cfg.tasks_per_agent.is_some_and(|limit| self.done[agent] >= limit) {
+        if self.cfg.tasks_per_agent.is_some_and(|limit| self.agent_tally[agent].started >= limit) {
             return Err((Code::Busy, "this agent has done its share of tasks".into()));
         }
         let task = self
