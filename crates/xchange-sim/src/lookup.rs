@@ -68,6 +68,10 @@ impl TaskIndex {
     pub(crate) fn get(&self, id: &TaskId) -> Option<u32> {
         self.0.get(&Self::key(id)).copied()
     }
+
+    pub(crate) fn remove(&mut self, id: &TaskId) -> Option<u32> {
+        self.0.remove(&Self::key(id))
+    }
 }
 
 #[cfg(test)]
@@ -91,5 +95,7 @@ mod tests {
         }
         assert_eq!(agents.get(&AgentId::from_index(3, 0)), None);
         assert_eq!(tasks.get(&TaskId::new_v7(5, [0; 10])), None);
+        let first = TaskId::new_v7(5, [0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!((tasks.remove(&first), tasks.get(&first)), (Some(0), None));
     }
 }

@@ -247,7 +247,8 @@ fn cnp(
         heartbeat_interval: 20_000_000,
         report_resend: 20_000_000,
         message_ttl: 120_000_000,
-        terminal_retention: 1_000_000,
+        // Nothing here duplicates messages: a finished task need not be remembered long.
+        terminal_retention: 200_000,
         events: true,
         ..EngineConfig::default()
     };

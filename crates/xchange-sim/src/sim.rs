@@ -495,7 +495,8 @@ impl<'w, W: Workload> Sim<'w, W> {
                         }
                     }
                     EventKind::Finished { state, code, .. } if engine == self.manager() => {
-                        if let Some(i) = self.tasks.get(&event.task()) {
+                        // A task ends once: only tasks under way stay in the index.
+                        if let Some(i) = self.tasks.remove(&event.task()) {
                             self.outcomes[i as usize] = Some(Outcome { state, code, at: event.at });
                         }
                     }
