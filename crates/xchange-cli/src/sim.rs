@@ -12,7 +12,7 @@ pub(crate) struct SimArgs {
     /// `online` (10,000 agents, 100,000 Poisson arrivals at 80 % load, exponential sizes),
     /// `online-pareto` (the same with Pareto sizes), `churn` (`online` with 30 % of the
     /// agents crashing and recovering), `ci` (the size CI runs), `million` (1,000,000 agents,
-    /// 10,000,000 tasks).
+    /// 10,000,000 tasks), `online-hetero` (agents of three speeds and four skills).
     #[arg(long, default_value = "batch")]
     preset: String,
     /// Policy to run: hungarian, greedy, random, cnp-oneshot, cnp-iterated, or all
@@ -34,6 +34,83 @@ pub(crate) struct SimArgs {
     /// Also write the results as CSV (one line per policy) to this file.
     #[arg(long, value_name = "PATH")]
     csv: Option<std::path::PathBuf>,
+    /// Online presets: also run the preset at loads 0.5 to 0.9 and draw, in this folder (SVG
+    /// and PNG), mean completion time against load per policy, and the load balance.
+    #[arg(long, value_name = "DIR")]
+    plot: Option<std::path::PathBuf>,
+}
+
+/// Loads of the sweep behind `--plot`, besides the preset's own.
+const SWEEP: [f64; 5] = [0.5, 0.6, 0.7, 0.8, 0.9];
+
+fn run_with_bar(
+    name: &str,
+    preset: xchange_sim::OnlinePreset,
+    seed: u64,
+) -> anyhow::Result<xchange_sim::OnlineReport> {
+    let bar = indicatif::ProgressBar::new(preset.workload.tasks as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} tasks {elapsed}")
+            .expect("valid progress template"),
+    );
+    let load = preset.workload.load;
+    let report = xchange_sim::run_online_observed(name, preset, seed, &mut |p| {
+        bar.set_prefix(format!("load {load} {}/{} {:<22}", p.step + 1, p.steps, p.policy));
+        bar.set_position(p.submitted as u64);
+    })?;
+    bar.finish_and_clear();
+    Ok(report)
+}
+
+/// Runs the other loads of the sweep and draws the two charts.
+fn plot(
+    dir: &std::path::Path,
+    args: &SimArgs,
+    preset: xchange_sim::OnlinePreset,
+    main: &xchange_sim::OnlineReport,
+) -> anyhow::Result<()> {
+    use xchange_sim::plot::{Balance, LoadCurve, completion_vs_load, load_balance};
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut reports = vec![main.clone()];
+    for load in SWEEP.into_iter().filter(|l| (l - preset.workload.load).abs() > 1e-9) {
+        let mut at = preset;
+        at.workload.load = load;
+        reports.push(run_with_bar(&args.preset, at, args.seed)?);
+    }
+    reports.sort_by(|a, b| a.load.total_cmp(&b.load));
+    let curves: Vec<LoadCurve> = main
+        .results
+        .iter()
+        .map(|r| LoadCurve {
+            policy: r.policy.clone(),
+            points: reports
+                .iter()
+                .filter_map(|rep| {
+                    rep.results.iter().find(|x| x.policy == r.policy).map(|x| (rep.load, x.mean_s))
+                })
+                .collect(),
+        })
+        .collect();
+    let balance: Vec<Balance> = main
+        .results
+        .iter()
+        .map(|r| Balance { policy: r.policy.clone(), jain: r.jain_fairness, cov: r.work_cov })
+        .collect();
+    let what = format!("{}, {} agents, seed {}", args.preset, main.agents, args.seed);
+    let mut written = completion_vs_load(
+        &format!("Mean completion time against load ({what})"),
+        &curves,
+        &dir.join(format!("{}-completion-vs-load", args.preset)),
+    )?;
+    written.extend(load_balance(
+        &format!("Load balance at load {} ({what})", main.load),
+        &balance,
+        &dir.join(format!("{}-load-balance", args.preset)),
+    )?);
+    for path in written {
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
 }
 
 fn write_csv(path: Option<&std::path::Path>, csv: &str) -> anyhow::Result<()> {
@@ -49,23 +126,18 @@ pub(crate) fn run(args: SimArgs) -> anyhow::Result<()> {
             args.policies.is_empty() || args.policies.iter().all(|p| p == "all"),
             "the online presets run their own policies; --policy is for batch"
         );
-        let bar = indicatif::ProgressBar::new(online.workload.tasks as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} tasks {elapsed}")
-                .expect("valid progress template"),
-        );
-        let report = xchange_sim::run_online_observed(&args.preset, online, args.seed, &mut |p| {
-            bar.set_prefix(format!("{}/{} {:<22}", p.step + 1, p.steps, p.policy));
-            bar.set_position(p.submitted as u64);
-        })?;
-        bar.finish_and_clear();
+        let report = run_with_bar(&args.preset, online, args.seed)?;
         write_csv(args.csv.as_deref(), &report.to_csv())?;
+        if let Some(dir) = &args.plot {
+            plot(dir, &args, online, &report)?;
+        }
         print!("{}", report.table());
         if args.json {
             println!("{}", serde_json::to_string(&report)?);
         }
         return Ok(());
     }
+    anyhow::ensure!(args.plot.is_none(), "--plot draws the online presets (completion time against load)");
     let mut preset: Preset = args.preset.parse()?;
     let Preset::Batch { agents, tasks } = preset;
     preset = preset.sized(args.agents.unwrap_or(agents), args.tasks.unwrap_or(tasks));

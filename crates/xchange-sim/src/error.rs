@@ -25,4 +25,12 @@ pub enum SimError {
         /// Tasks.
         tasks: usize,
     },
+    /// A chart could not be drawn or written (feature `plots`).
+    #[error("could not draw {path}: {reason}")]
+    Plot {
+        /// The file, or the stem of the files, being written.
+        path: String,
+        /// Why.
+        reason: String,
+    },
 }

@@ -9,7 +9,8 @@
 //! (Hungarian optimum, global greedy, random matching), `queueing.rs` (online dispatch
 //! without messages: random, round robin, power of d, and join-the-shortest-queue as the
 //! omniscient reference), `report.rs` ([`Policy`],
-//! [`Report`]: the table and the JSON line).
+//! [`Report`]: the table and the JSON line), and, behind the `plots` feature, `plot.rs`
+//! (completion time against load and load-balance charts, written as SVG and PNG).
 //!
 //! A run is a pure function of its seed and workload: randomness comes only from
 //! [`xchange_core::DetRng`], ties in the event heap break by scheduling order, and the
@@ -19,10 +20,13 @@
 mod baseline;
 mod cnp;
 mod error;
+mod hetero;
 mod instance;
 mod lookup;
 mod metrics;
 mod online;
+#[cfg(feature = "plots")]
+pub mod plot;
 mod queueing;
 mod report;
 pub mod sim;
@@ -30,6 +34,7 @@ pub mod sim;
 pub use baseline::{greedy, hungarian, random};
 pub use cnp::{CnpRun, batch_config, iterated, oneshot};
 pub use error::SimError;
+pub use hetero::{Pool, SKILLS, dispatch_hetero};
 pub use instance::{Batch, CAPABILITY, Preset};
 pub use online::{
     Churn, CrashSummary, ONLINE_PRESETS, OnlinePolicy, OnlinePreset, OnlineReport, OnlineResult, Progress,

@@ -13,13 +13,14 @@ use xchange_core::{Announce, ContractorProfile, DetRng, EngineConfig, Micros, Sc
 use xchange_protocol::{TaskSpec, TaskState};
 
 use crate::error::SimError;
+use crate::hetero::{Pool, SKILLS, dispatch_hetero};
 use crate::metrics::{coefficient_of_variation, jain, quantile, round};
 use crate::queueing::{Dispatch, Online, Sizes, dispatch, unit};
 use crate::report::{Perf, peak_rss_mb};
 use crate::sim::{LoopConfig, Sim, Workload};
 
 /// The online presets.
-pub const ONLINE_PRESETS: &[&str] = &["online", "online-pareto", "churn", "ci", "million"];
+pub const ONLINE_PRESETS: &[&str] = &["online", "online-pareto", "online-hetero", "churn", "ci", "million"];
 
 /// Agents that crash during a run.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -40,11 +41,16 @@ pub struct OnlinePreset {
     pub churn: Option<Churn>,
     /// Policies run, the omniscient reference first.
     pub policies: &'static [OnlinePolicy],
+    /// Agents of several speeds and skills ([`Pool::heterogeneous`]) instead of identical ones.
+    pub heterogeneous: bool,
 }
 
 /// An online preset by name, with the number of agents and tasks overridden if given:
 /// - `online`: 10,000 identical agents, Poisson arrivals at 80 % load, exponential sizes of
 ///   mean 1 s, 1 ms message delay, 100,000 tasks; `online-pareto`: Pareto sizes (shape 2.5);
+/// - `online-hetero`: agents of three speeds (0.5, 1, 2) offering random subsets of four
+///   skills, each task needing one skill, load 80 % of the total speed; the reference sends
+///   each task to the eligible agent that would finish it first;
 /// - `churn`: `online` with 30 % of the agents crashing once and recovering 2-10 s later;
 /// - `ci`: the size CI runs (10,000 agents, 100,000 tasks), fewer policies;
 /// - `million`: 1,000,000 agents and 10,000,000 tasks, the reference and one contract net.
@@ -57,7 +63,7 @@ pub fn online_preset(name: &str, agents: Option<usize>, tasks: Option<usize>) ->
     const MILLION: &[OnlinePolicy] = &[Baseline(Dispatch::ShortestQueue), Cnp { d: 2 }];
     let exponential = Sizes::Exponential { mean: 1.0 };
     let (sizes, churn, policies, default_agents, default_tasks) = match name {
-        "online" => (exponential, None, OnlinePolicy::ALL, 10_000, 100_000),
+        "online" | "online-hetero" => (exponential, None, OnlinePolicy::ALL, 10_000, 100_000),
         "online-pareto" => {
             (Sizes::Pareto { shape: 2.5, mean: 1.0 }, None, OnlinePolicy::ALL, 10_000, 100_000)
         }
@@ -75,7 +81,7 @@ pub fn online_preset(name: &str, agents: Option<usize>, tasks: Option<usize>) ->
         load: 0.8,
         sizes,
     };
-    Some(OnlinePreset { workload, churn, policies })
+    Some(OnlinePreset { workload, churn, policies, heterogeneous: name == "online-hetero" })
 }
 
 /// A policy of the online presets.
@@ -191,14 +197,20 @@ pub struct OnlineReport {
     pub load: f64,
     /// Fraction of agents that crash, if any.
     pub churn: Option<f64>,
+    /// Whether agents differ in speed and skills.
+    pub heterogeneous: bool,
     /// One row per policy.
     pub results: Vec<OnlineResult>,
     /// Wall-clock figures (not a function of the seed).
     pub perf: Perf,
 }
 
-/// What the simulated agents know of an online workload: each task's size.
-struct Sized(Vec<f64>);
+/// What the simulated agents know of an online workload: each task's size, and each agent's
+/// speed (all 1 for identical agents).
+struct Sized {
+    sizes: Vec<f64>,
+    speed: Option<Vec<f64>>,
+}
 
 impl Workload for Sized {
     fn task_index(&self, spec: &TaskSpec) -> Option<usize> {
@@ -209,9 +221,22 @@ impl Workload for Sized {
         Some(0)
     }
 
-    fn duration(&self, _: usize, task: usize) -> Micros {
-        (self.0[task] * 1e6).round() as Micros
+    fn duration(&self, agent: usize, task: usize) -> Micros {
+        let speed = self.speed.as_ref().map_or(1.0, |s| s[agent]);
+        (self.sizes[task] / speed * 1e6).round() as Micros
     }
+}
+
+/// The agents of a run.
+enum Agents<'a> {
+    /// This many identical agents offering one capability.
+    Identical(usize),
+    /// Agents of several speeds and skills, and the skill each task needs.
+    Heterogeneous { pool: &'a Pool, skills: &'a [u8] },
+}
+
+fn skill_name(skill: u8) -> String {
+    format!("skill-{skill}")
 }
 
 /// What one contract-net run gave.
@@ -229,7 +254,7 @@ struct CnpOutcome {
 
 /// The contract net on `arrivals`: real engines on the event loop, with crashes if any.
 fn cnp(
-    agents: usize,
+    agents: &Agents<'_>,
     arrivals: &[(f64, f64)],
     policy: (u32, bool),
     churn: Option<Churn>,
@@ -258,15 +283,47 @@ fn cnp(
         engine = EngineConfig { lease: 2_000_000, heartbeat_interval: 500_000, bid_window: 50_000, ..engine };
     }
     let profile = ContractorProfile { capacity: 1, queue_limit: 100_000, ..ContractorProfile::new(["work"]) };
-    let work = Sized(arrivals.iter().map(|a| a.1).collect());
-    let mut sim = Sim::new(engine, LoopConfig::default(), &work, vec![profile; agents], seed);
+    let profiles = match agents {
+        Agents::Identical(n) => vec![profile; *n],
+        Agents::Heterogeneous { pool, .. } => {
+            // One profile per (speed, skills) kind, shared by the agents of that kind.
+            let mut kinds: Vec<((u64, u8), ContractorProfile)> = Vec::new();
+            let mut of = |speed: f64, mask: u8| {
+                let key = (speed.to_bits(), mask);
+                if let Some((_, p)) = kinds.iter().find(|(k, _)| *k == key) {
+                    return p.clone();
+                }
+                let names = (0..SKILLS as u8).filter(|k| mask & (1 << k) != 0).map(skill_name);
+                let p = ContractorProfile {
+                    speed,
+                    capacity: 1,
+                    queue_limit: 100_000,
+                    ..ContractorProfile::new(names)
+                };
+                kinds.push((key, p.clone()));
+                p
+            };
+            pool.speed.iter().zip(&pool.skills).map(|(&s, &m)| of(s, m)).collect()
+        }
+    };
+    let n = profiles.len();
+    let speed = match agents {
+        Agents::Identical(_) => None,
+        Agents::Heterogeneous { pool, .. } => Some(pool.speed.clone()),
+    };
+    let work = Sized { sizes: arrivals.iter().map(|a| a.1).collect(), speed };
+    let mut sim = Sim::new(engine, LoopConfig::default(), &work, profiles, seed);
     if let Some(churn) = churn {
-        schedule_crashes(&mut sim, agents, arrivals.last().map_or(0.0, |a| a.0), churn, seed);
+        schedule_crashes(&mut sim, n, arrivals.last().map_or(0.0, |a| a.0), churn, seed);
     }
     let mut submitted_at = Vec::with_capacity(arrivals.len());
     for (i, &(at, size)) in arrivals.iter().enumerate() {
         sim.run_until(seconds_to_micros(at));
-        let mut spec = Sim::<Sized>::spec("work", i);
+        let capability = match agents {
+            Agents::Identical(_) => "work".to_owned(),
+            Agents::Heterogeneous { skills, .. } => skill_name(skills[i]),
+        };
+        let mut spec = Sim::<Sized>::spec(&capability, i);
         spec.size = size;
         submitted_at.push(sim.now());
         sim.submit(i, spec);
@@ -358,8 +415,18 @@ pub fn run_online_observed(
 ) -> Result<OnlineReport, SimError> {
     let started = Instant::now();
     let w = preset.workload;
-    let arrivals = w.arrivals(seed);
-    let reference = dispatch(w.agents, &arrivals, Dispatch::ShortestQueue, seed).mean_completion();
+    let pool = preset.heterogeneous.then(|| Pool::heterogeneous(w.agents, seed));
+    let arrivals = w.arrivals_for(pool.as_ref().map_or(w.agents as f64, Pool::capacity), seed);
+    let skills = pool.as_ref().map(|_| Pool::task_skills(arrivals.len(), seed)).unwrap_or_default();
+    let agents = match &pool {
+        Some(pool) => Agents::Heterogeneous { pool, skills: &skills },
+        None => Agents::Identical(w.agents),
+    };
+    let place = |p: Dispatch| match &agents {
+        Agents::Identical(n) => dispatch(*n, &arrivals, p, seed),
+        Agents::Heterogeneous { pool, skills } => dispatch_hetero(pool, &arrivals, skills, p, seed),
+    };
+    let reference = place(Dispatch::ShortestQueue).mean_completion();
     let mut events = 0;
     let mut results = Vec::new();
     let steps = preset.policies.len();
@@ -370,7 +437,7 @@ pub fn run_online_observed(
         tell(0);
         let run = match policy {
             OnlinePolicy::Baseline(p) => {
-                let placed = dispatch(w.agents, &arrivals, p, seed);
+                let placed = place(p);
                 let makespan =
                     arrivals.iter().zip(&placed.completion).map(|(a, c)| a.0 + c).fold(0.0, f64::max);
                 CnpOutcome {
@@ -384,8 +451,8 @@ pub fn run_online_observed(
                     crashes: None,
                 }
             }
-            OnlinePolicy::Cnp { d } => cnp(w.agents, &arrivals, (d, false), preset.churn, seed, &mut tell),
-            OnlinePolicy::CnpLate { d } => cnp(w.agents, &arrivals, (d, true), preset.churn, seed, &mut tell),
+            OnlinePolicy::Cnp { d } => cnp(&agents, &arrivals, (d, false), preset.churn, seed, &mut tell),
+            OnlinePolicy::CnpLate { d } => cnp(&agents, &arrivals, (d, true), preset.churn, seed, &mut tell),
         };
         tell(w.tasks);
         events += run.events;
@@ -405,6 +472,7 @@ pub fn run_online_observed(
         tasks: w.tasks,
         load: w.load,
         churn: preset.churn.map(|c| c.fraction),
+        heterogeneous: preset.heterogeneous,
         results,
         perf,
     })

@@ -63,8 +63,13 @@ pub struct Online {
 impl Online {
     /// Arrival times and sizes, in arrival order; a pure function of the seed.
     pub fn arrivals(&self, seed: u64) -> Vec<(f64, f64)> {
+        self.arrivals_for(self.agents as f64, seed)
+    }
+
+    /// Arrivals at `load` of agents whose speeds add up to `capacity` (work per second).
+    pub fn arrivals_for(&self, capacity: f64, seed: u64) -> Vec<(f64, f64)> {
         let mut rng = DetRng::new(seed);
-        let rate = self.load * self.agents as f64 / self.sizes.mean();
+        let rate = self.load * capacity / self.sizes.mean();
         let mut now = 0.0;
         (0..self.tasks)
             .map(|_| {

@@ -181,3 +181,22 @@ mod churn {
         assert_eq!(report.results, again.results, "crashes are part of the seeded workload");
     }
 }
+
+mod hetero {
+    use xchange_sim::{online_preset, run_online};
+
+    #[test]
+    fn heterogeneous_agents_only_take_tasks_they_have_the_skill_for_and_lose_none() {
+        let preset = online_preset("online-hetero", Some(300), Some(5_000)).expect("known preset");
+        assert!(preset.heterogeneous);
+        let report = run_online("online-hetero", preset, 4).expect("runs");
+        let row = |name: &str| report.results.iter().find(|r| r.policy == name).expect(name).clone();
+        for r in &report.results {
+            // An award to an agent without the skill would be refused and never complete.
+            assert_eq!((r.completed, r.tasks_lost, r.duplicate_executions), (5_000, 0, 0), "{r:?}");
+        }
+        let (reference, random) = (row("jsq-omniscient"), row("random"));
+        assert!(random.mean_s > 2.0 * reference.mean_s, "{random:?} vs {reference:?}");
+        assert!(row("cnp-late-sample:5").mean_s < row("cnp-oneshot-sample:2").mean_s);
+    }
+}
