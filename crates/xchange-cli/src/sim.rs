@@ -28,6 +28,22 @@ pub(crate) struct SimArgs {
     /// Override the preset's number of tasks.
     #[arg(long)]
     tasks: Option<usize>,
+    /// Online presets: a TOML workload file (a preset and its changes; see
+    /// docs/simulation.md). The flags below override it.
+    #[arg(long, value_name = "FILE")]
+    workload: Option<std::path::PathBuf>,
+    /// Online presets: offered load (of the agents' total speed).
+    #[arg(long)]
+    load: Option<f64>,
+    /// Online presets: probability that a message is lost.
+    #[arg(long)]
+    loss: Option<f64>,
+    /// Online presets: `poisson` or `bursty` arrivals.
+    #[arg(long, value_parser = ["poisson", "bursty"])]
+    arrivals: Option<String>,
+    /// Online presets: fraction of agents that crash once (and recover 2-10 s later).
+    #[arg(long, value_name = "FRACTION")]
+    churn: Option<f64>,
     /// Print one JSON object as the last line.
     #[arg(long)]
     json: bool,
@@ -65,7 +81,8 @@ fn run_with_bar(
 /// Runs the other loads of the sweep and draws the two charts.
 fn plot(
     dir: &std::path::Path,
-    args: &SimArgs,
+    name: &str,
+    seed: u64,
     preset: xchange_sim::OnlinePreset,
     main: &xchange_sim::OnlineReport,
 ) -> anyhow::Result<()> {
@@ -75,7 +92,7 @@ fn plot(
     for load in SWEEP.into_iter().filter(|l| (l - preset.workload.load).abs() > 1e-9) {
         let mut at = preset;
         at.workload.load = load;
-        reports.push(run_with_bar(&args.preset, at, args.seed)?);
+        reports.push(run_with_bar(name, at, seed)?);
     }
     reports.sort_by(|a, b| a.load.total_cmp(&b.load));
     let curves: Vec<LoadCurve> = main
@@ -96,16 +113,16 @@ fn plot(
         .iter()
         .map(|r| Balance { policy: r.policy.clone(), jain: r.jain_fairness, cov: r.work_cov })
         .collect();
-    let what = format!("{}, {} agents, seed {}", args.preset, main.agents, args.seed);
+    let what = format!("{name}, {} agents, seed {seed}", main.agents);
     let mut written = completion_vs_load(
         &format!("Mean completion time against load ({what})"),
         &curves,
-        &dir.join(format!("{}-completion-vs-load", args.preset)),
+        &dir.join(format!("{name}-completion-vs-load")),
     )?;
     written.extend(load_balance(
         &format!("Load balance at load {} ({what})", main.load),
         &balance,
-        &dir.join(format!("{}-load-balance", args.preset)),
+        &dir.join(format!("{name}-load-balance")),
     )?);
     for path in written {
         eprintln!("wrote {}", path.display());
@@ -120,16 +137,54 @@ fn write_csv(path: Option<&std::path::Path>, csv: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The online preset with the workload file and the flags applied, if this is an online run.
+fn online_workload(args: &SimArgs) -> anyhow::Result<Option<(String, xchange_sim::OnlinePreset)>> {
+    use xchange_sim::{ArrivalsSpec, ChurnSpec, WorkloadChanges};
+    let mut changes = match &args.workload {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            WorkloadChanges::from_toml(&text).with_context(|| format!("in {}", path.display()))?
+        }
+        None if xchange_sim::ONLINE_PRESETS.contains(&args.preset.as_str()) => {
+            WorkloadChanges { preset: args.preset.clone(), ..WorkloadChanges::default() }
+        }
+        None => {
+            let online_only =
+                [args.load.is_some(), args.loss.is_some(), args.arrivals.is_some(), args.churn.is_some()];
+            anyhow::ensure!(
+                !online_only.contains(&true),
+                "--load, --loss, --arrivals and --churn change online presets; {} is not one",
+                args.preset
+            );
+            return Ok(None);
+        }
+    };
+    changes.agents = args.agents.or(changes.agents);
+    changes.tasks = args.tasks.or(changes.tasks);
+    changes.load = args.load.or(changes.load);
+    changes.loss = args.loss.or(changes.loss);
+    if let Some(a) = &args.arrivals {
+        changes.arrivals = Some(if a == "bursty" { ArrivalsSpec::Bursty } else { ArrivalsSpec::Poisson });
+    }
+    if let Some(fraction) = args.churn {
+        let recover_after_s = changes.churn.map_or([2.0, 10.0], |c| c.recover_after_s);
+        changes.churn = Some(ChurnSpec { fraction, recover_after_s });
+    }
+    let preset = changes.apply()?;
+    Ok(Some((changes.preset, preset)))
+}
+
 pub(crate) fn run(args: SimArgs) -> anyhow::Result<()> {
-    if let Some(online) = xchange_sim::online_preset(&args.preset, args.agents, args.tasks) {
+    if let Some((name, online)) = online_workload(&args)? {
         anyhow::ensure!(
             args.policies.is_empty() || args.policies.iter().all(|p| p == "all"),
             "the online presets run their own policies; --policy is for batch"
         );
-        let report = run_with_bar(&args.preset, online, args.seed)?;
+        let report = run_with_bar(&name, online, args.seed)?;
         write_csv(args.csv.as_deref(), &report.to_csv())?;
         if let Some(dir) = &args.plot {
-            plot(dir, &args, online, &report)?;
+            plot(dir, &name, args.seed, online, &report)?;
         }
         print!("{}", report.table());
         if args.json {

@@ -24,6 +24,8 @@ pub struct CnpRun {
     pub tasks_per_agent: Vec<u32>,
     /// Messages delivered (a broadcast counts once per recipient).
     pub delivered: u64,
+    /// Bytes of those messages encoded as JSON (estimated from a fixed sample).
+    pub bytes: f64,
     /// Messages sent by the engines (a broadcast counts once).
     pub sent: u64,
     /// Awards turned down because the contractor was busy.
@@ -136,6 +138,7 @@ fn simulate(
         executions_per_task,
         tasks_per_agent,
         delivered: sim.delivered,
+        bytes: sim.mean_message_bytes() * sim.delivered as f64,
         sent: counters.messages_sent,
         declined_awards: counters.declined_awards,
         announcements: counters.announcements,

@@ -4,19 +4,11 @@
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     /// No preset has this name.
-    #[error("unknown preset {0:?} (known: batch)")]
+    #[error("unknown preset {0:?} (known: batch, online, online-pareto, online-hetero, churn, ci, million)")]
     UnknownPreset(String),
     /// No policy has this name.
     #[error("unknown policy {0:?} (known: hungarian, greedy, random, cnp-oneshot, cnp-iterated, all)")]
     UnknownPolicy(String),
-    /// The policy exists but cannot run yet.
-    #[error("policy {policy} is not available: {why}")]
-    Unsupported {
-        /// The policy.
-        policy: &'static str,
-        /// Why.
-        why: &'static str,
-    },
     /// A batch instance needs at least one task and no more tasks than agents.
     #[error("a batch needs 1 <= tasks <= agents (got {tasks} tasks, {agents} agents)")]
     Infeasible {
@@ -25,6 +17,9 @@ pub enum SimError {
         /// Tasks.
         tasks: usize,
     },
+    /// A workload (file or command-line override) asks for something that cannot run.
+    #[error("invalid workload: {0}")]
+    InvalidWorkload(String),
     /// A chart could not be drawn or written (feature `plots`).
     #[error("could not draw {path}: {reason}")]
     Plot {

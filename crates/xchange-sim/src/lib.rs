@@ -30,6 +30,7 @@ pub mod plot;
 mod queueing;
 mod report;
 pub mod sim;
+mod workload;
 
 pub use baseline::{greedy, hungarian, random};
 pub use cnp::{CnpRun, batch_config, iterated, oneshot};
@@ -40,6 +41,7 @@ pub use online::{
     Churn, CrashSummary, ONLINE_PRESETS, OnlinePolicy, OnlinePreset, OnlineReport, OnlineResult, Progress,
     online_preset, run_online, run_online_observed,
 };
-pub use queueing::{Dispatch, Dispatched, Online, Sizes, dispatch};
+pub use queueing::{Arrivals, Dispatch, Dispatched, Online, Sizes, dispatch};
 pub use report::{DELAY, Perf, Policy, PolicyResult, Report, peak_rss_mb, run};
 pub use sim::{AgentTally, CrashLedger, LoopConfig, Outcome, Sim, TaskTally, Workload};
+pub use workload::{ArrivalsSpec, ChurnSpec, SizesSpec, WorkloadChanges};

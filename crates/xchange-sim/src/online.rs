@@ -15,7 +15,7 @@ use xchange_protocol::{TaskSpec, TaskState};
 use crate::error::SimError;
 use crate::hetero::{Pool, SKILLS, dispatch_hetero};
 use crate::metrics::{coefficient_of_variation, jain, quantile, round};
-use crate::queueing::{Dispatch, Online, Sizes, dispatch, unit};
+use crate::queueing::{Arrivals, Dispatch, Online, Sizes, dispatch, unit};
 use crate::report::{Perf, peak_rss_mb};
 use crate::sim::{LoopConfig, Sim, Workload};
 
@@ -43,6 +43,8 @@ pub struct OnlinePreset {
     pub policies: &'static [OnlinePolicy],
     /// Agents of several speeds and skills ([`Pool::heterogeneous`]) instead of identical ones.
     pub heterogeneous: bool,
+    /// Probability that a message is lost.
+    pub loss: f64,
 }
 
 /// An online preset by name, with the number of agents and tasks overridden if given:
@@ -80,8 +82,9 @@ pub fn online_preset(name: &str, agents: Option<usize>, tasks: Option<usize>) ->
         tasks: tasks.unwrap_or(default_tasks),
         load: 0.8,
         sizes,
+        arrivals: Arrivals::Poisson,
     };
-    Some(OnlinePreset { workload, churn, policies, heterogeneous: name == "online-hetero" })
+    Some(OnlinePreset { workload, churn, policies, heterogeneous: name == "online-hetero", loss: 0.0 })
 }
 
 /// A policy of the online presets.
@@ -151,6 +154,11 @@ pub struct OnlineResult {
     pub ratio_to_reference: f64,
     /// Messages delivered per task.
     pub messages_per_task: f64,
+    /// Bytes of those messages per task, encoded as JSON (from a fixed sample of one
+    /// message in 64).
+    pub bytes_per_task: f64,
+    /// Messages lost on the way (presets with message loss).
+    pub messages_lost: u64,
     /// Tasks submitted that no agent finished (from the agents' ledger; must be 0).
     pub tasks_lost: usize,
     /// Tasks executed to the end more than once (from the agents' ledger).
@@ -199,6 +207,10 @@ pub struct OnlineReport {
     pub churn: Option<f64>,
     /// Whether agents differ in speed and skills.
     pub heterogeneous: bool,
+    /// Probability that a message is lost.
+    pub loss: f64,
+    /// The arrival process.
+    pub arrivals: Arrivals,
     /// One row per policy.
     pub results: Vec<OnlineResult>,
     /// Wall-clock figures (not a function of the seed).
@@ -242,6 +254,8 @@ fn skill_name(skill: u8) -> String {
 /// What one contract-net run gave.
 struct CnpOutcome {
     completion: Vec<f64>,
+    bytes: f64,
+    lost: u64,
     /// Time of the last completion, seconds.
     makespan: f64,
     work: Vec<f64>,
@@ -257,7 +271,7 @@ fn cnp(
     agents: &Agents<'_>,
     arrivals: &[(f64, f64)],
     policy: (u32, bool),
-    churn: Option<Churn>,
+    (churn, loss): (Option<Churn>, f64),
     seed: u64,
     tell: &mut dyn FnMut(usize),
 ) -> CnpOutcome {
@@ -312,7 +326,7 @@ fn cnp(
         Agents::Heterogeneous { pool, .. } => Some(pool.speed.clone()),
     };
     let work = Sized { sizes: arrivals.iter().map(|a| a.1).collect(), speed };
-    let mut sim = Sim::new(engine, LoopConfig::default(), &work, profiles, seed);
+    let mut sim = Sim::new(engine, LoopConfig { loss, ..LoopConfig::default() }, &work, profiles, seed);
     if let Some(churn) = churn {
         schedule_crashes(&mut sim, n, arrivals.last().map_or(0.0, |a| a.0), churn, seed);
     }
@@ -355,6 +369,8 @@ fn cnp(
     });
     CnpOutcome {
         completion,
+        bytes: sim.mean_message_bytes() * sim.delivered as f64,
+        lost: sim.lost,
         makespan: sim.outcomes.iter().flatten().map(|o| o.at).max().map_or(0.0, |t| t as f64 / 1e6),
         work: busy,
         delivered: sim.delivered,
@@ -441,6 +457,8 @@ pub fn run_online_observed(
                 let makespan =
                     arrivals.iter().zip(&placed.completion).map(|(a, c)| a.0 + c).fold(0.0, f64::max);
                 CnpOutcome {
+                    bytes: 0.0,
+                    lost: 0,
                     makespan,
                     completion: placed.completion,
                     work: placed.work,
@@ -451,8 +469,12 @@ pub fn run_online_observed(
                     crashes: None,
                 }
             }
-            OnlinePolicy::Cnp { d } => cnp(&agents, &arrivals, (d, false), preset.churn, seed, &mut tell),
-            OnlinePolicy::CnpLate { d } => cnp(&agents, &arrivals, (d, true), preset.churn, seed, &mut tell),
+            OnlinePolicy::Cnp { d } => {
+                cnp(&agents, &arrivals, (d, false), (preset.churn, preset.loss), seed, &mut tell)
+            }
+            OnlinePolicy::CnpLate { d } => {
+                cnp(&agents, &arrivals, (d, true), (preset.churn, preset.loss), seed, &mut tell)
+            }
         };
         tell(w.tasks);
         events += run.events;
@@ -473,6 +495,8 @@ pub fn run_online_observed(
         load: w.load,
         churn: preset.churn.map(|c| c.fraction),
         heterogeneous: preset.heterogeneous,
+        loss: preset.loss,
+        arrivals: w.arrivals,
         results,
         perf,
     })
@@ -498,6 +522,8 @@ fn summarise(
         p99_s: round(quantile(&run.completion, 0.99), 4),
         ratio_to_reference: round(mean / reference, 4),
         messages_per_task: round(run.delivered as f64 / arrivals.len().max(1) as f64, 2),
+        bytes_per_task: round(run.bytes / arrivals.len().max(1) as f64, 0),
+        messages_lost: run.lost,
         tasks_lost: run.tasks_lost,
         duplicate_executions: run.duplicates,
         jain_fairness: round(jain(&run.work), 4),

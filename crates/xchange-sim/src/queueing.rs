@@ -58,6 +58,20 @@ pub struct Online {
     pub load: f64,
     /// Task sizes.
     pub sizes: Sizes,
+    /// How arrivals cluster in time.
+    pub arrivals: Arrivals,
+}
+
+/// The arrival process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arrivals {
+    /// Poisson at a constant rate.
+    Poisson,
+    /// Bursts: a two-state modulated Poisson process that spends a fifth of the time in
+    /// bursts at three times the mean rate (mean length 1 s) and the rest at half of it, so
+    /// that the long-run rate is the same as Poisson's and the load inside a burst is 2.4x.
+    Bursty,
 }
 
 impl Online {
@@ -71,12 +85,32 @@ impl Online {
         let mut rng = DetRng::new(seed);
         let rate = self.load * capacity / self.sizes.mean();
         let mut now = 0.0;
-        (0..self.tasks)
-            .map(|_| {
-                now += -unit(&mut rng).ln() / rate;
-                (now, self.sizes.draw(&mut rng))
-            })
-            .collect()
+        if self.arrivals == Arrivals::Poisson {
+            return (0..self.tasks)
+                .map(|_| {
+                    now += -unit(&mut rng).ln() / rate;
+                    (now, self.sizes.draw(&mut rng))
+                })
+                .collect();
+        }
+        // (rate multiplier, mean length in seconds) of the burst and the quiet phase.
+        const PHASES: [(f64, f64); 2] = [(3.0, 1.0), (0.5, 4.0)];
+        let mut phase = 1;
+        let mut phase_end = -PHASES[phase].1 * unit(&mut rng).ln();
+        let mut out = Vec::with_capacity(self.tasks);
+        while out.len() < self.tasks {
+            let next = now - unit(&mut rng).ln() / (rate * PHASES[phase].0);
+            if next > phase_end {
+                // Memoryless: start the next phase at its boundary and draw again.
+                now = phase_end;
+                phase = 1 - phase;
+                phase_end = now - PHASES[phase].1 * unit(&mut rng).ln();
+                continue;
+            }
+            now = next;
+            out.push((now, self.sizes.draw(&mut rng)));
+        }
+        out
     }
 }
 
@@ -160,7 +194,13 @@ mod tests {
     use super::*;
 
     fn workload() -> Online {
-        Online { agents: 1000, tasks: 100_000, load: 0.8, sizes: Sizes::Exponential { mean: 1.0 } }
+        Online {
+            agents: 1000,
+            tasks: 100_000,
+            load: 0.8,
+            sizes: Sizes::Exponential { mean: 1.0 },
+            arrivals: Arrivals::Poisson,
+        }
     }
 
     #[test]
@@ -175,6 +215,34 @@ mod tests {
         let pareto = Online { sizes: Sizes::Pareto { shape: 2.5, mean: 1.0 }, ..w }.arrivals(7);
         let mean = pareto.iter().map(|x| x.1).sum::<f64>() / pareto.len() as f64;
         assert!((mean - 1.0).abs() < 0.05, "pareto mean {mean}");
+    }
+
+    #[test]
+    fn bursty_arrivals_keep_the_load_and_cluster_in_time() {
+        let poisson = workload().arrivals(5);
+        let bursty = Online { arrivals: Arrivals::Bursty, ..workload() }.arrivals(5);
+        assert_eq!(bursty.len(), poisson.len());
+        let rate = |a: &[(f64, f64)]| a.len() as f64 / a.last().unwrap().0;
+        assert!(
+            (rate(&bursty) / rate(&poisson) - 1.0).abs() < 0.1,
+            "{} vs {}",
+            rate(&bursty),
+            rate(&poisson)
+        );
+        // Arrivals per second: a burst piles them up, so their spread is far above Poisson's.
+        let dispersion = |a: &[(f64, f64)]| {
+            // Whole seconds only: the last, partial one would look like a lull.
+            let mut counts = vec![0.0f64; a.last().unwrap().0.floor() as usize];
+            for (at, _) in a {
+                if let Some(c) = counts.get_mut(*at as usize) {
+                    *c += 1.0;
+                }
+            }
+            let mean = counts.iter().sum::<f64>() / counts.len() as f64;
+            counts.iter().map(|c| (c - mean).powi(2)).sum::<f64>() / counts.len() as f64 / mean
+        };
+        assert!(dispersion(&poisson) < 2.0, "{}", dispersion(&poisson));
+        assert!(dispersion(&bursty) > 20.0 * dispersion(&poisson), "{}", dispersion(&bursty));
     }
 
     #[test]

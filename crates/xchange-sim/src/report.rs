@@ -88,6 +88,9 @@ pub struct PolicyResult {
     pub d: Option<u32>,
     /// Whether late binding was used.
     pub late_binding: bool,
+    /// Bytes per task of those messages, encoded as JSON (from a fixed sample of one message
+    /// in 64; contract-net policies).
+    pub bytes_per_task: Option<f64>,
     /// Awards made, provisional ones included (contract-net policies).
     pub awards: Option<u64>,
     /// Provisional awards moved to a higher premium: the auction's rounds (iterated).
@@ -148,10 +151,12 @@ pub fn run(preset: Preset, seed: u64, policies: &[Policy]) -> Result<Report, Sim
         messages_per_task: round(messages as f64 / tasks as f64, 2),
         d: None,
         late_binding: false,
+        bytes_per_task: None,
         awards: None,
         moved_awards: None,
     };
     let with_run = |r: PolicyResult, run: &cnp::CnpRun| PolicyResult {
+        bytes_per_task: Some(round(run.bytes / tasks as f64, 0)),
         awards: Some(run.awards),
         moved_awards: Some(run.moved_awards),
         ..r

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use serde_json::json;
 use xchange_core::{
-    AgentCard, BidTerms, ContractorProfile, Effect, Engine, EngineConfig, EventKind, ExecOutcome, Input,
-    Micros, Submit,
+    AgentCard, BidTerms, ContractorProfile, DetRng, Effect, Engine, EngineConfig, EventKind, ExecOutcome,
+    Input, Micros, Submit,
 };
 use xchange_protocol::{AgentId, Body, Code, Envelope, Recipient, TaskId, TaskSpec, TaskState};
 
@@ -43,13 +43,19 @@ pub struct LoopConfig {
     /// Each agent executes at most this many tasks over the run; later calls for
     /// proposals are declined (`busy`). `None` for no limit.
     pub tasks_per_agent: Option<u32>,
+    /// Probability that a message is lost on the way (drawn from the run's seed).
+    pub loss: f64,
 }
 
 impl Default for LoopConfig {
     fn default() -> Self {
-        Self { delay: 1_000, horizon: 3_600_000_000, tasks_per_agent: None }
+        Self { delay: 1_000, horizon: 3_600_000_000, tasks_per_agent: None, loss: 0.0 }
     }
 }
+
+/// One message in this many is encoded to JSON to measure message sizes: the mean of a
+/// fixed, seed-independent sample, so bytes per task costs little and stays reproducible.
+const SIZE_SAMPLE: u64 = 64;
 
 /// An execution under way.
 #[derive(Debug, Clone, Copy)]
@@ -167,6 +173,11 @@ pub struct Sim<'w, W: Workload> {
     pub outcomes: Vec<Option<Outcome>>,
     /// Messages delivered to engines (a broadcast counts once per recipient).
     pub delivered: u64,
+    /// Messages lost on the way (`LoopConfig::loss`).
+    pub lost: u64,
+    loss_rng: DetRng,
+    sampled_bytes: u64,
+    sampled_messages: u64,
     /// Events handled.
     pub events: u64,
     /// Effects of kind `Refused`, by code.
@@ -230,6 +241,10 @@ impl<'w, W: Workload> Sim<'w, W> {
             tasks: TaskIndex::default(),
             outcomes: Vec::new(),
             delivered: 0,
+            lost: 0,
+            loss_rng: DetRng::new(seed ^ 0x1055_0000_0000_0003),
+            sampled_bytes: 0,
+            sampled_messages: 0,
             events: 0,
             refused: BTreeMap::new(),
             crash_ledger: CrashLedger::default(),
@@ -299,6 +314,16 @@ impl<'w, W: Workload> Sim<'w, W> {
         self.alive[agent] = true;
         let effects: Vec<Effect> = self.engines[agent].resume(self.now).collect();
         self.apply(agent, effects);
+    }
+
+    /// Mean size of a message encoded as JSON, bytes, over a fixed sample of the messages
+    /// sent (0 if none was sampled).
+    pub fn mean_message_bytes(&self) -> f64 {
+        if self.sampled_messages == 0 {
+            0.0
+        } else {
+            self.sampled_bytes as f64 / self.sampled_messages as f64
+        }
     }
 
     /// Engines' counters summed over every engine.
@@ -421,6 +446,14 @@ impl<'w, W: Workload> Sim<'w, W> {
 
     fn post(&mut self, to: u32, msg: &Arc<Envelope>) {
         self.seq += 1;
+        if self.seq.is_multiple_of(SIZE_SAMPLE) {
+            self.sampled_bytes += serde_json::to_vec(&**msg).map_or(0, |v| v.len() as u64);
+            self.sampled_messages += 1;
+        }
+        if self.cfg.loss > 0.0 && crate::queueing::unit(&mut self.loss_rng) <= self.cfg.loss {
+            self.lost += 1;
+            return;
+        }
         let at = self.now + self.cfg.delay;
         debug_assert!(self.messages.back().is_none_or(|m| m.at <= at), "one delay keeps messages in order");
         self.messages.push_back(InFlight { at, seq: self.seq, to, msg: msg.clone() });

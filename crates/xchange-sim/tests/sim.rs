@@ -200,3 +200,21 @@ mod hetero {
         assert!(row("cnp-late-sample:5").mean_s < row("cnp-oneshot-sample:2").mean_s);
     }
 }
+
+mod faults {
+    use xchange_sim::{WorkloadChanges, run_online};
+
+    #[test]
+    fn lost_messages_and_bursts_delay_tasks_but_lose_none() {
+        let file = "preset = \"online\"\nagents = 200\ntasks = 4000\nloss = 0.02\narrivals = \"bursty\"";
+        let preset = WorkloadChanges::from_toml(file).and_then(|w| w.apply()).expect("valid workload");
+        let report = run_online("online", preset, 6).expect("runs");
+        for r in &report.results {
+            assert_eq!((r.completed, r.tasks_lost, r.duplicate_executions), (4_000, 0, 0), "{r:?}");
+            if r.messages_per_task > 0.0 {
+                // Each lost message is recovered by a timeout, never silently dropped.
+                assert!(r.messages_lost > 0 && r.bytes_per_task > 100.0 * r.messages_per_task, "{r:?}");
+            }
+        }
+    }
+}
