@@ -218,3 +218,19 @@ mod faults {
         }
     }
 }
+
+#[test]
+fn the_workload_files_in_the_docs_are_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/workloads");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("docs/workloads exists") {
+        let path = entry.expect("readable").path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).expect("readable");
+            let changes = xchange_sim::WorkloadChanges::from_toml(&text);
+            assert!(changes.and_then(|c| c.apply()).is_ok(), "{}", path.display());
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "no workload file found in {}", dir.display());
+}
