@@ -114,11 +114,16 @@ impl WorkloadChanges {
         }
         if let Some(sizes) = self.sizes {
             w.sizes = match sizes {
-                SizesSpec::Exponential { mean } if mean > 0.0 => Sizes::Exponential { mean },
+                // Zero-length tasks are allowed: they isolate the cost of the protocol itself.
+                SizesSpec::Exponential { mean } if mean >= 0.0 => Sizes::Exponential { mean },
                 SizesSpec::Pareto { shape, mean } if shape > 1.0 && mean > 0.0 => {
                     Sizes::Pareto { shape, mean }
                 }
-                other => return Err(invalid(format!("sizes need mean > 0 and shape > 1, got {other:?}"))),
+                other => {
+                    return Err(invalid(format!(
+                        "sizes need mean >= 0 (> 0 for Pareto) and shape > 1, got {other:?}"
+                    )));
+                }
             };
         }
         if let Some(arrivals) = self.arrivals {
