@@ -15,7 +15,7 @@ use xchange_protocol::{TaskSpec, TaskState};
 use crate::error::SimError;
 use crate::hetero::{Pool, SKILLS, dispatch_hetero};
 use crate::metrics::{coefficient_of_variation, jain, quantile, round};
-use crate::queueing::{Arrivals, Dispatch, Online, Sizes, dispatch, unit};
+use crate::queueing::{Arrivals, Dispatch, Dispatched, Online, Sizes, dispatch, unit};
 use crate::report::{Perf, peak_rss_mb};
 use crate::sim::{LoopConfig, Sim, Workload};
 
@@ -442,7 +442,9 @@ pub fn run_online_observed(
         Agents::Identical(n) => dispatch(*n, &arrivals, p, seed),
         Agents::Heterogeneous { pool, skills } => dispatch_hetero(pool, &arrivals, skills, p, seed),
     };
-    let reference = place(Dispatch::ShortestQueue).mean_completion();
+    // The reference is usually the first policy run too: place it once.
+    let mut reference_run = Some(place(Dispatch::ShortestQueue));
+    let reference = reference_run.as_ref().map_or(1.0, Dispatched::mean_completion);
     let mut events = 0;
     let mut results = Vec::new();
     let steps = preset.policies.len();
@@ -453,7 +455,10 @@ pub fn run_online_observed(
         tell(0);
         let run = match policy {
             OnlinePolicy::Baseline(p) => {
-                let placed = place(p);
+                let placed = match p {
+                    Dispatch::ShortestQueue => reference_run.take().unwrap_or_else(|| place(p)),
+                    _ => place(p),
+                };
                 let makespan =
                     arrivals.iter().zip(&placed.completion).map(|(a, c)| a.0 + c).fold(0.0, f64::max);
                 CnpOutcome {
