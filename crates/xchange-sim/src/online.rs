@@ -291,10 +291,18 @@ fn cnp(
         events: true,
         ..EngineConfig::default()
     };
-    if churn.is_some() {
+    if churn.is_some() || loss > 0.0 {
         // A crash is found when its lease lapses: short leases, frequent renewals, and a
         // bid window that does not wait long for an agent that will never answer.
-        engine = EngineConfig { lease: 2_000_000, heartbeat_interval: 500_000, bid_window: 50_000, ..engine };
+        // A report is resent soon too: a result whose report was lost dies with its agent if
+        // the agent crashes before resending it, and the task must then run again.
+        engine = EngineConfig {
+            lease: 2_000_000,
+            heartbeat_interval: 500_000,
+            bid_window: 50_000,
+            report_resend: 500_000,
+            ..engine
+        };
     }
     let profile = ContractorProfile { capacity: 1, queue_limit: 100_000, ..ContractorProfile::new(["work"]) };
     let profiles = match agents {
