@@ -33,6 +33,21 @@ pub(crate) fn coefficient_of_variation(work: &[f64]) -> f64 {
     variance.sqrt() / mean
 }
 
+/// A report as CSV: one line per entry of its `results`, each with the report's other
+/// top-level settings (seed, preset, sizes...) repeated in front; `perf` is left out, so
+/// the file is a pure function of seed and workload like the JSON outside `perf`.
+pub(crate) fn report_csv<R: serde::Serialize>(report: &R) -> String {
+    let value = serde_json::to_value(report).expect("reports serialize");
+    let serde_json::Value::Object(fields) = value else { return String::new() };
+    let rows = fields.get("results").and_then(serde_json::Value::as_array).cloned().unwrap_or_default();
+    let context: Vec<(&str, serde_json::Value)> = fields
+        .iter()
+        .filter(|(k, v)| *k != "results" && *k != "perf" && !v.is_array() && !v.is_object())
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    csv(&rows, &context)
+}
+
 /// Rows of serialisable records as CSV: a header of the records' field names, then one line
 /// per record. Nested objects are flattened with dotted names; `null` is an empty cell.
 /// Values never contain commas or quotes here (names, numbers, booleans), but strings are

@@ -549,15 +549,7 @@ fn summarise(
 impl OnlineReport {
     /// One CSV line per policy, with the run's settings repeated on each (no `perf`).
     pub fn to_csv(&self) -> String {
-        let context = [
-            ("preset", serde_json::json!(self.preset)),
-            ("seed", serde_json::json!(self.seed)),
-            ("agents", serde_json::json!(self.agents)),
-            ("tasks", serde_json::json!(self.tasks)),
-            ("load", serde_json::json!(self.load)),
-            ("churn", serde_json::json!(self.churn)),
-        ];
-        crate::metrics::csv(&self.results, &context)
+        crate::metrics::report_csv(self)
     }
 
     /// A table for the terminal.

@@ -203,13 +203,7 @@ pub fn peak_rss_mb() -> Option<f64> {
 impl Report {
     /// One CSV line per policy, with the run's settings repeated on each (no `perf`).
     pub fn to_csv(&self) -> String {
-        let context = [
-            ("preset", serde_json::json!(self.preset)),
-            ("seed", serde_json::json!(self.seed)),
-            ("agents", serde_json::json!(self.agents)),
-            ("tasks", serde_json::json!(self.tasks)),
-        ];
-        crate::metrics::csv(&self.results, &context)
+        crate::metrics::report_csv(self)
     }
 
     /// The report as one JSON object on one line.

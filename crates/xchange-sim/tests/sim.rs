@@ -21,6 +21,14 @@ fn same_seed_same_json_outside_perf() {
     assert_eq!(without_perf(&a), without_perf(&b));
     assert_ne!(without_perf(&a), without_perf(&small(8)), "another seed, another instance");
     assert!(a.to_json().lines().count() == 1, "one line");
+    // CSV: a header, then one line per policy with the run's settings; no wall-clock figure.
+    let csv = a.to_csv();
+    assert_eq!(csv, b.to_csv());
+    assert_eq!(csv.lines().count(), 1 + a.results.len());
+    let header: Vec<&str> = csv.lines().next().expect("header").split(',').collect();
+    assert!(
+        header.contains(&"seed") && header.contains(&"policy") && !header.iter().any(|h| h.contains("wall"))
+    );
 }
 
 #[test]
