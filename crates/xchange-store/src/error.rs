@@ -1,0 +1,146 @@
+//! The one error type of the crate.
+
+use xchange_protocol::Code;
+
+use crate::store::JobState;
+
+/// Why a store operation was refused or failed.
+///
+/// The first variants are answers about the data (the caller did something the state does
+/// not allow); the last ones are failures of the database or its configuration. Messages
+/// are lower case, without a trailing period. [`StoreError::code`] gives the status code
+/// an API answers with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// No row with that key.
+    #[error("{kind} {id:?} not found")]
+    NotFound {
+        /// What was looked up: `job`, `taskdb` or `template`.
+        kind: &'static str,
+        /// The key.
+        id: String,
+    },
+    /// A job id was submitted again with another body (or to another task database).
+    #[error("job {job_id:?} already exists with a different body")]
+    Conflict {
+        /// The job id.
+        job_id: String,
+    },
+    /// A conditional write found another version than the caller expected: someone else
+    /// changed the row since the caller read it.
+    #[error("{kind} {id:?} is at version {actual}, not {expected}")]
+    StaleVersion {
+        /// `job` or `taskdb`.
+        kind: &'static str,
+        /// The key.
+        id: String,
+        /// The version the caller expected.
+        expected: i64,
+        /// The version found (0 when the row does not exist).
+        actual: i64,
+    },
+    /// A job state change that the lifecycle does not allow: out of a terminal state, or
+    /// back into `submitted`.
+    #[error("job {job_id:?} cannot go from {from} to {to}")]
+    IllegalTransition {
+        /// The job id.
+        job_id: String,
+        /// The state the job is in.
+        from: JobState,
+        /// The state asked for.
+        to: JobState,
+    },
+    /// An argument the store cannot accept (empty id, malformed hash, a JSON string with
+    /// a NUL character, ...). Refused before anything is written, by both backends alike.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// The URL given to [`open`](crate::open) names no backend of this build or is
+    /// malformed. The URL in the message has its password removed.
+    #[error("invalid store url {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL, password redacted.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A row that this crate cannot have written (an unknown state name, for example).
+    #[error("corrupt row in {table}: {reason}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// What is wrong with the row.
+        reason: String,
+    },
+    /// The schema migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database failed: connection, I/O, pool timeout, constraint, ...
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// The status code from the project's table that this error answers with.
+    pub fn code(&self) -> Code {
+        match self {
+            Self::NotFound { .. } => Code::NotFound,
+            Self::Conflict { .. } | Self::StaleVersion { .. } | Self::IllegalTransition { .. } => {
+                Code::Conflict
+            }
+            Self::InvalidInput(_) | Self::InvalidUrl { .. } => Code::InvalidRequest,
+            Self::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => {
+                Code::Unavailable
+            }
+            Self::Corrupt { .. } | Self::Migrate(_) | Self::Database(_) => Code::Internal,
+        }
+    }
+
+    pub(crate) fn not_found(kind: &'static str, id: &str) -> Self {
+        Self::NotFound { kind, id: id.to_owned() }
+    }
+}
+
+/// The URL with its password, if any, replaced by `***`: URLs end up in error messages and
+/// logs, passwords must not.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    // The last '@' ends the userinfo: a password may itself contain '@' when not encoded.
+    let Some(at) = authority.rfind('@') else {
+        return url.to_owned();
+    };
+    let Some(colon) = authority[..at].find(':') else {
+        return url.to_owned();
+    };
+    let start = scheme_end + 3 + colon + 1;
+    let end = scheme_end + 3 + at;
+    format!("{}***{}", &url[..start], &url[end..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("postgres://u:p@ss@h/db?x=1"), "postgres://u:***@h/db?x=1");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("postgres://h/db?a=b@c"), "postgres://h/db?a=b@c");
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+        assert_eq!(redact_url("nonsense"), "nonsense");
+    }
+
+    #[test]
+    fn codes() {
+        assert_eq!(StoreError::not_found("job", "j").code(), Code::NotFound);
+        assert_eq!(StoreError::Conflict { job_id: "j".into() }.code(), Code::Conflict);
+        assert_eq!(StoreError::InvalidInput("x".into()).code(), Code::InvalidRequest);
+        assert_eq!(StoreError::Database(sqlx::Error::PoolTimedOut).code(), Code::Unavailable);
+    }
+}
