@@ -21,6 +21,8 @@ use crate::stats::Latencies;
 pub(crate) enum BenchCommand {
     /// No-op tasks through the whole contract-net loop in one process.
     Inproc(InprocArgs),
+    /// Durable job submissions per second over HTTP, on SQLite or PostgreSQL.
+    Submit(crate::bench_submit::SubmitArgs),
 }
 
 /// Options of `xchange bench inproc`.

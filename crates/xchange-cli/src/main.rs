@@ -1,8 +1,12 @@
 //! `xchange`: the command-line entry point. Thin: parses flags, wires the crates together,
 //! prints. `demo` shows the whole loop; `bench inproc` measures it.
 
+mod agent;
 mod bench;
+mod bench_submit;
 mod demo;
+mod process;
+mod serve;
 mod sim;
 mod stats;
 
@@ -28,6 +32,11 @@ enum Command {
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Run the exchange service (REST, events, registry) on SQLite or PostgreSQL.
+    Serve(serve::ServeArgs),
+    /// Run an agent that connects to a node.
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
     /// Simulate allocation policies on virtual time and compare them with the optimum.
     Sim(sim::SimArgs),
 }
@@ -37,6 +46,9 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Bench(bench::BenchCommand::Inproc(args)) => bench::inproc(args),
+        Command::Bench(bench::BenchCommand::Submit(args)) => bench_submit::submit(args),
         Command::Sim(args) => sim::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Agent(command) => agent::run(command),
     }
 }

@@ -15,6 +15,9 @@ pub enum RuntimeError {
     /// The bus refused an operation.
     #[error("bus: {0}")]
     Bus(#[from] BusError),
+    /// An agent with this id is already hosted or attached.
+    #[error("agent {0} is already present")]
+    AgentPresent(AgentId),
     /// The agent cannot be spawned as specified.
     #[error("invalid agent spec: {0}")]
     InvalidSpec(String),

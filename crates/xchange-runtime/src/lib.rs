@@ -19,6 +19,12 @@
 //! - [`Contractor`], [`Execution`], [`ExecContext`] (`contractor.rs`): what an agent does
 //!   with a contract. `Execution::Ready` never leaves the shard's loop; `Pending` futures
 //!   are spawned, tracked per contract and aborted when the engine says so.
+//! - [`ExecContractor`] (`exec.rs`): a contractor that runs a shell command per execution,
+//!   JSON in on stdin, JSON out on stdout: any program becomes an agent.
+//! - [`Runtime::attach_remote`] / [`RemoteAttachment`] (`remote.rs`): agents hosted in
+//!   another process (over a WebSocket, say) get a card in the directory, so that managers
+//!   hear of them arriving and leaving (5003 orderly, 5009 unexpected), without an engine
+//!   here; [`agent_topics`] names the topics their transport subscribes for them.
 //! - [`Clock`] / [`SystemClock`], [`Persister`] / [`MemoryPersister`] (the seam where a
 //!   store plugs in), schema and outside verification (`verify.rs`).
 //!
@@ -31,8 +37,10 @@ mod clock;
 mod contractor;
 mod effects;
 mod error;
+mod exec;
 mod lifecycle;
 mod persist;
+mod remote;
 mod runtime;
 mod shard;
 mod shared;
@@ -42,7 +50,10 @@ pub use agent::{AgentHandle, AgentSpec};
 pub use clock::{Clock, SystemClock};
 pub use contractor::{Contractor, ExecContext, ExecFuture, Execution, FnContractor, NoWork, contractor_fn};
 pub use error::{RuntimeError, TaskFailure};
+pub use exec::ExecContractor;
 pub use persist::{MemoryPersister, Persister};
+pub use remote::RemoteAttachment;
 pub use runtime::{EventTap, Runtime, RuntimeBuilder, RuntimeStats};
 pub use shard::AgentStatus;
+pub use shared::agent_topics;
 pub use verify::Verifier;

@@ -85,7 +85,7 @@ impl Shard {
             }
             Lifecycle::Stop => {
                 self.bring_down(token, &TaskFailure::agent_gone(Code::AgentDisconnected));
-                self.shared.depart(id);
+                self.shared.depart(id, Code::AgentDisconnected);
                 Ok(())
             }
             Lifecycle::Restart => {

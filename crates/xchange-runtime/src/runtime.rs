@@ -179,7 +179,7 @@ impl RuntimeBuilder {
 /// the shards are told to stop, but only [`Runtime::shutdown`] waits for them.
 #[derive(Clone)]
 pub struct Runtime {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     owner: Arc<Owner>,
 }
 

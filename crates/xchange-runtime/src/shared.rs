@@ -1,7 +1,7 @@
 //! The state every shard and handle shares: the bus, settings, verifiers, and the agent
 //! directory that tells managers who arrived and who left.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
@@ -37,6 +37,9 @@ struct Directory {
     /// Cards of agents with a profile that have not left: what a new manager is told.
     cards: HashMap<AgentId, AgentCard>,
     hosted: HashMap<AgentId, usize>,
+    /// Agents attached from outside (`Runtime::attach_remote`): they have a card but no
+    /// engine here.
+    remote: HashSet<AgentId>,
     next_token: Vec<u32>,
     next_shard: usize,
     closed: bool,
@@ -62,7 +65,7 @@ pub(crate) struct Shared {
 }
 
 /// Topics an agent listens on: its own, and each capability in each pool it serves.
-fn topics(id: AgentId, profile: Option<&ContractorProfile>) -> Vec<Topic> {
+pub fn agent_topics(id: AgentId, profile: Option<&ContractorProfile>) -> Vec<Topic> {
     let mut out = vec![Topic::Agent(id)];
     if let Some(p) = profile {
         let global: [Arc<str>; 1] = [GLOBAL_POOL.into()];
@@ -110,6 +113,7 @@ impl Shared {
             directory: Mutex::new(Directory {
                 cards: HashMap::new(),
                 hosted: HashMap::new(),
+                remote: HashSet::new(),
                 next_token: vec![0; n],
                 next_shard: 0,
                 closed: false,
@@ -128,6 +132,9 @@ impl Shared {
         }
         if dir.hosted.contains_key(&spec.id) {
             return Err(RuntimeError::InvalidSpec(format!("agent {} is already hosted", spec.id)));
+        }
+        if dir.remote.contains(&spec.id) {
+            return Err(RuntimeError::AgentPresent(spec.id));
         }
         let shard = spec.shard.map_or_else(
             || {
@@ -193,7 +200,7 @@ impl Shared {
         inbox: &Inbox,
     ) -> Result<Vec<SubscriptionId>, RuntimeError> {
         let mut subs = Vec::new();
-        for topic in topics(id, profile) {
+        for topic in agent_topics(id, profile) {
             match self.bus.subscribe(topic, inbox.clone()) {
                 Ok(s) => subs.push(s),
                 Err(e) => {
@@ -240,13 +247,30 @@ impl Shared {
         Ok(cards)
     }
 
-    /// An orderly departure: managers are told (5003).
-    pub(crate) fn depart(&self, id: AgentId) {
+    /// A departure: managers are told with `code` (5003 orderly, 5009 unexpected).
+    pub(crate) fn depart(&self, id: AgentId, code: Code) {
         let mut dir = self.directory.lock();
+        dir.remote.remove(&id);
         if dir.cards.remove(&id).is_some() && !dir.closed {
             let agents: Arc<[AgentId]> = Arc::from(vec![id]);
-            self.broadcast(|| Command::Left { agents: agents.clone(), code: Code::AgentDisconnected });
+            self.broadcast(|| Command::Left { agents: agents.clone(), code });
         }
+    }
+
+    /// Registers the card of an agent hosted elsewhere, so that managers hear of it.
+    pub(crate) fn attach_remote(&self, id: AgentId, profile: &ContractorProfile) -> Result<(), RuntimeError> {
+        validate_names(profile)?;
+        let mut dir = self.directory.lock();
+        if dir.closed {
+            return Err(RuntimeError::ShutDown);
+        }
+        if dir.hosted.contains_key(&id) || !dir.remote.insert(id) {
+            return Err(RuntimeError::AgentPresent(id));
+        }
+        let card = AgentCard::from_profile(id, profile);
+        dir.cards.insert(id, card.clone());
+        self.broadcast(|| Command::Arrived(card.clone()));
+        Ok(())
     }
 
     /// Stops accepting agents and tells every shard to stop, after telling managers that

@@ -5,5 +5,6 @@ mod common;
 mod contract;
 mod faults;
 mod lifecycle;
+mod remote;
 mod subcontract;
 mod verification;

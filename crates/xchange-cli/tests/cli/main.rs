@@ -2,6 +2,11 @@
 
 use std::process::Command;
 
+mod agent;
+mod kill;
+mod pg;
+mod serve;
+
 fn xchange(args: &[&str]) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_xchange")).args(args).output().expect("xchange runs");
     assert!(out.status.success(), "xchange {args:?}: {}", String::from_utf8_lossy(&out.stderr));

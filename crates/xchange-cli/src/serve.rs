@@ -1,0 +1,116 @@
+//! `xchange serve`: the exchange service on the embedded default (SQLite in a data
+//! folder, in-process bus) or on PostgreSQL.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use xchange_node::{Node, NodeConfig};
+
+/// Flags of `xchange serve`. Each also reads an `XCHANGE_*` variable; both override the
+/// config file, which overrides the defaults.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// A TOML config file (unknown keys are refused).
+    #[arg(long, env = "XCHANGE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7192].
+    #[arg(long, env = "XCHANGE_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Data folder (the SQLite file lives there) [default: ./xchange-data].
+    #[arg(long, env = "XCHANGE_DATA")]
+    data: Option<PathBuf>,
+    /// Store URL: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://DATA/xchange.db].
+    #[arg(long, env = "XCHANGE_STORE")]
+    store: Option<String>,
+    /// Largest request body in bytes [default: 1048576].
+    #[arg(long, env = "XCHANGE_MAX_BODY_BYTES")]
+    max_body_bytes: Option<usize>,
+    /// Bearer tokens clients must present (comma-separated); none: authentication off.
+    #[arg(long = "token", env = "XCHANGE_TOKENS", value_delimiter = ',')]
+    tokens: Vec<String>,
+}
+
+impl ServeArgs {
+    fn config(&self) -> anyhow::Result<NodeConfig> {
+        let mut config = match &self.config {
+            Some(path) => NodeConfig::from_file(path)?,
+            None => NodeConfig::default(),
+        };
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        if let Some(data) = &self.data {
+            config.data = data.clone();
+        }
+        if let Some(store) = &self.store {
+            config.store = Some(store.clone());
+        }
+        if let Some(n) = self.max_body_bytes {
+            config.max_body_bytes = n;
+        }
+        if !self.tokens.is_empty() {
+            config.tokens = self.tokens.clone();
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
+    crate::process::init_logs("info");
+    let config = args.config()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+    rt.block_on(serve(config))
+}
+
+async fn serve(config: NodeConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data)
+        .with_context(|| format!("creating the data folder {}", config.data.display()))?;
+    let url = config.store_url();
+    let store = xchange_store::open(&url).await.with_context(|| format!("opening the store {url}"))?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let node =
+        Node::start(config, store.clone()).await.map_err(|e| anyhow::anyhow!("starting the node: {e}"))?;
+    println!(
+        "xchange serve: listening on http://{addr} (store {}, API docs at http://{addr}/docs)",
+        redact(&url)
+    );
+    xchange_node::run(listener, node.clone(), async {
+        if let Err(e) = crate::process::terminated().await {
+            eprintln!("xchange serve: cannot wait for signals ({e}); stopping");
+        }
+    })
+    .await
+    .context("serving")?;
+    println!("xchange serve: shutting down");
+    node.shutdown().await;
+    xchange_store::Store::close(&store).await;
+    Ok(())
+}
+
+/// The URL without its password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => match url[s + 3..at].find(':') {
+            Some(c) => format!("{}***{}", &url[..s + 3 + c + 1], &url[at..]),
+            None => url.to_owned(),
+        },
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_not_printed() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
+}

@@ -1,0 +1,166 @@
+//! `xchange serve` killed with SIGKILL twenty times while clients submit: every job that
+//! was acknowledged with a 201 is found after the restarts and carried to completion.
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+
+const KILLS: usize = 20;
+const SUBMITTERS: usize = 8;
+
+struct Server {
+    child: Child,
+}
+
+impl Server {
+    fn start(port: u16, data: &std::path::Path, store: Option<&str>) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xchange"));
+        cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"]).arg(data);
+        if let Some(url) = store {
+            cmd.args(["--store", url]);
+        }
+        let child = cmd.env("RUST_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        Self { child }
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn wait_ready(http: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(r) = http.get(format!("{base}/healthz")).send().await
+            && r.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the server did not come up at {base}");
+}
+
+/// Kills the server `KILLS` times under concurrent submissions, then checks every
+/// acknowledged job.
+pub(crate) async fn kill_and_recover(store: Option<&str>, tag: &str) {
+    let data = std::env::temp_dir().join(format!("xchange-kill-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let acked: Arc<Mutex<BTreeMap<String, Value>>> = Arc::default();
+    let in_flight = Arc::new(AtomicU64::new(0));
+    let next = Arc::new(AtomicU64::new(0));
+    let mut server = Server::start(port, &data, store);
+    wait_ready(&http, &base).await;
+    let mut agent = crate::agent::Agent::start(&base, "echo", "cat");
+
+    for round in 0..KILLS {
+        let acked_before_round = acked.lock().len();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut submitters = Vec::new();
+        for _ in 0..SUBMITTERS {
+            let (http, base, acked, in_flight, next, stop) =
+                (http.clone(), base.clone(), acked.clone(), in_flight.clone(), next.clone(), stop.clone());
+            let tag = tag.to_owned();
+            submitters.push(tokio::spawn(async move {
+                while !stop.load(SeqCst) {
+                    let i = next.fetch_add(1, SeqCst);
+                    let id = format!("{tag}-{i}");
+                    let input = json!({"i": i, "tag": tag});
+                    let body = json!({"job_id": id, "job_goal": "survive", "submitted_by": "kill-test",
+                        "capability": "echo", "job_init_data": input});
+                    in_flight.fetch_add(1, SeqCst);
+                    let answer = http.post(format!("{base}/v1/jobs")).json(&body).send().await;
+                    in_flight.fetch_sub(1, SeqCst);
+                    match answer {
+                        Ok(r) if r.status() == 201 || r.status() == 200 => {
+                            acked.lock().insert(id, input);
+                        }
+                        Ok(r) => panic!(
+                            "submission refused: {} {}",
+                            r.status(),
+                            r.text().await.unwrap_or_default()
+                        ),
+                        // The server died under this request: not acknowledged, so not owed.
+                        Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                    }
+                }
+            }));
+        }
+        // Let submissions pile up for a varying time, then kill once this round has had
+        // some acknowledged and while others are certainly in flight.
+        tokio::time::sleep(Duration::from_millis(20 + (round as u64 * 37) % 200)).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while in_flight.load(SeqCst) == 0 || acked.lock().len() < acked_before_round + 2 {
+            assert!(Instant::now() < deadline, "round {round}: submissions do not go through");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let before = acked.lock().len();
+        server.kill();
+        stop.store(true, SeqCst);
+        for s in submitters {
+            s.await.unwrap();
+        }
+        assert!(before > acked_before_round, "round {round}: no job was acknowledged before the kill");
+        server = Server::start(port, &data, store);
+        wait_ready(&http, &base).await;
+        // The agent's connection died with the server; a fresh one joins the new server.
+        agent = crate::agent::Agent::start(&base, "echo", "cat");
+    }
+
+    let acked = acked.lock().clone();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut pending: Vec<&String> = acked.keys().collect();
+    while !pending.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "{} acknowledged jobs did not complete, e.g. {}",
+            pending.len(),
+            pending[0]
+        );
+        let mut still = Vec::new();
+        for id in pending {
+            let r = http.get(format!("{base}/v1/jobs/{id}")).send().await.unwrap();
+            assert_eq!(r.status(), 200, "acknowledged job {id} is lost");
+            let job: Value = r.json().await.unwrap();
+            match job["state"].as_str() {
+                Some("completed") => assert_eq!(job["result"], acked[id], "job {id} has another result"),
+                Some("failed" | "cancelled" | "expired") => panic!("job {id} ended {}", job),
+                _ => still.push(id),
+            }
+        }
+        pending = still;
+        if !pending.is_empty() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    eprintln!("{tag}: {KILLS} kills, {} acknowledged jobs, all completed", acked.len());
+    drop(agent);
+    server.kill();
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_loses_no_acknowledged_job_on_sqlite() {
+    kill_and_recover(None, "sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_loses_no_acknowledged_job_on_postgres() {
+    let Some(url) = crate::pg::fresh_schema("kill").await else { return };
+    kill_and_recover(Some(&url.url), "postgres").await;
+    url.drop_schema().await;
+}

@@ -1,0 +1,142 @@
+//! The node's settings: defaults, then a TOML file, then `XCHANGE_*` variables, then flags
+//! (the CLI applies the last two). Unknown keys in the file are refused.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The port `xchange serve` listens on by default ("XC" on a phone keypad, 92).
+pub const DEFAULT_PORT: u16 = 7192;
+
+/// Everything `xchange serve` can be told.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// The file format's version; only 1 exists.
+    pub version: u32,
+    /// Where to listen (default 127.0.0.1:7192).
+    pub listen: SocketAddr,
+    /// The data folder: the SQLite file and the node's key live there.
+    pub data: PathBuf,
+    /// `sqlite://PATH` or `postgres://...`; default: `sqlite://DATA/xchange.db`.
+    pub store: Option<String>,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// A routing rules file (TOML).
+    pub rules: Option<PathBuf>,
+    /// Bearer tokens that clients must present; empty: authentication off. Every client
+    /// already sends its token, so turning this on changes no interface.
+    pub tokens: Vec<String>,
+    /// How long a job waits for an eligible contractor before failing with
+    /// `no_eligible_contractor`, in milliseconds.
+    pub no_contractor_timeout_ms: u64,
+    /// Executions that may fail before a job fails, when the job does not say.
+    pub default_retry_limit: u32,
+    /// How long bids are collected, in milliseconds.
+    pub bid_window_ms: u64,
+    /// A contract lapses without a heartbeat for this long, in milliseconds.
+    pub lease_ms: u64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            version: 1,
+            listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
+            data: PathBuf::from("xchange-data"),
+            store: None,
+            max_body_bytes: 1 << 20,
+            rules: None,
+            tokens: Vec::new(),
+            no_contractor_timeout_ms: 10 * 60 * 1000,
+            default_retry_limit: 3,
+            bid_window_ms: 100,
+            lease_ms: 5_000,
+        }
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this struct.
+    #[error("invalid config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the line.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+impl NodeConfig {
+    /// Reads a TOML file over the defaults.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let config: Self = toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Refuses values the node cannot run with.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.version != 1 {
+            return Err(ConfigError::Invalid(format!("version {} is not supported (only 1)", self.version)));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid("max_body_bytes must be at least 1024".into()));
+        }
+        if self.bid_window_ms == 0 || self.lease_ms < 100 {
+            return Err(ConfigError::Invalid("bid_window_ms must be > 0 and lease_ms >= 100".into()));
+        }
+        Ok(())
+    }
+
+    /// The store URL: the configured one, or the SQLite file in the data folder.
+    pub fn store_url(&self) -> String {
+        self.store.clone().unwrap_or_else(|| format!("sqlite://{}", self.data.join("xchange.db").display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<NodeConfig, String> {
+        let dir = std::env::temp_dir().join(format!("xchange-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("c{}.toml", text.len()));
+        std::fs::write(&path, text).unwrap();
+        NodeConfig::from_file(&path).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_refuses_unknown_keys() {
+        let c = parse("listen = \"127.0.0.1:9000\"\nmax_body_bytes = 4096\n").unwrap();
+        assert_eq!((c.listen.port(), c.max_body_bytes, c.version), (9000, 4096, 1));
+        let err = parse("listne = \"127.0.0.1:9000\"\n").unwrap_err();
+        assert!(err.contains("unknown field") && err.contains("listne"), "{err}");
+        assert!(parse("version = 2\n").unwrap_err().contains("version 2"));
+        assert!(parse("max_body_bytes = 10\n").unwrap_err().contains("max_body_bytes"));
+    }
+
+    #[test]
+    fn default_store_is_sqlite_in_the_data_folder() {
+        let c = NodeConfig { data: PathBuf::from("/tmp/x"), ..NodeConfig::default() };
+        assert_eq!(c.store_url(), "sqlite:///tmp/x/xchange.db");
+    }
+}

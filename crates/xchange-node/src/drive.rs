@@ -1,0 +1,217 @@
+//! Driving a job through the contract net and recording each step in the store.
+//!
+//! Each running job has a driver task that applies its steps in order. The steps come from
+//! the runtime's events tap (announced, awarded, running, reassigned, finished), so the
+//! history reads in the order the engine acted; drivers of different jobs run concurrently,
+//! which lets the store commit their writes together. The tap may drop events when it
+//! falls behind; the submission's own answer is therefore kept as a fallback and written
+//! if the tap's `finished` does not come within [`FALLBACK_WAIT`].
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use xchange_core::{EngineConfig, EventKind, Submit};
+use xchange_protocol::{Code, TaskState};
+use xchange_runtime::TaskFailure;
+use xchange_store::{Job, JobState, NewEvent, Store, StoreError, Transition};
+
+use crate::job::JobDocument;
+use crate::node::{JOB_NOTIFICATION, Node, now_ms, task_id_for};
+
+/// How long a driver waits for the tap's `finished` once the submission has answered.
+const FALLBACK_WAIT: Duration = Duration::from_secs(2);
+
+/// What a job's driver is told.
+#[derive(Debug)]
+pub(crate) enum Progress {
+    /// An intermediate state from the tap.
+    Step(JobState, Value),
+    /// The end, from the tap.
+    Ended(Result<Arc<Value>, TaskFailure>),
+    /// The end, from the submission's answer: used if the tap's does not come.
+    Fallback(Result<Arc<Value>, TaskFailure>),
+}
+
+/// Where a running job's progress goes.
+pub(crate) type JobLine = (String, mpsc::UnboundedSender<Progress>);
+
+impl<S: Store + Clone> Node<S> {
+    /// Hands a stored job to the node's manager and starts its driver.
+    pub(crate) fn dispatch(self: &Arc<Self>, job: &Job) {
+        let doc: JobDocument = match serde_json::from_value(job.document.clone()) {
+            Ok(doc) => doc,
+            Err(e) => {
+                tracing::error!(job = %job.job_id, error = %e, "stored job document is unreadable");
+                return;
+            }
+        };
+        let task = task_id_for(&job.job_id, job.created_ms);
+        let mut submit = Submit::new(doc.task_spec(&job.taskdb, self.config.default_retry_limit));
+        submit.task = Some(task);
+        submit.budget = doc.budget.map(|b| b.or(EngineConfig::default().default_budget));
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.running.lock().insert(job.job_id.clone(), task);
+        self.jobs_by_task.lock().insert(task, (job.job_id.clone(), tx.clone()));
+        let node = self.clone();
+        let job_id = job.job_id.clone();
+        tokio::spawn(async move {
+            node.drive(&job_id, rx).await;
+            node.running.lock().remove(&job_id);
+            node.jobs_by_task.lock().remove(&task);
+        });
+        let manager = self.manager.clone();
+        tokio::spawn(async move {
+            let outcome = manager.submit_with(submit).await;
+            let _ = tx.send(Progress::Fallback(outcome));
+        });
+    }
+
+    async fn drive(&self, job_id: &str, mut rx: mpsc::UnboundedReceiver<Progress>) {
+        let mut fallback = None;
+        loop {
+            let next = match fallback {
+                None => rx.recv().await,
+                Some(_) => tokio::time::timeout(FALLBACK_WAIT, rx.recv()).await.ok().flatten(),
+            };
+            match next {
+                Some(Progress::Step(state, detail)) => {
+                    self.advance(job_id, state, None, None, detail).await;
+                }
+                Some(Progress::Ended(outcome)) => return self.finish(job_id, outcome).await,
+                Some(Progress::Fallback(outcome)) => fallback = Some(outcome),
+                None => {
+                    if let Some(outcome) = fallback {
+                        self.finish(job_id, outcome).await;
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Records a job's terminal state.
+    pub(crate) async fn finish(&self, job_id: &str, outcome: Result<Arc<Value>, TaskFailure>) {
+        let (state, result, code, detail) = match outcome {
+            Ok(result) => {
+                let r = Value::clone(&result);
+                (JobState::Completed, Some(r.clone()), Code::Processed, json!({"result": r}))
+            }
+            Err(f) => {
+                let state = match f.state {
+                    TaskState::Cancelled => JobState::Cancelled,
+                    TaskState::Expired => JobState::Expired,
+                    _ => JobState::Failed,
+                };
+                (state, None, f.code, json!({"reason": f.reason}))
+            }
+        };
+        let counter = match state {
+            JobState::Completed => &self.metrics.jobs_completed,
+            JobState::Cancelled => &self.metrics.jobs_cancelled,
+            JobState::Expired => &self.metrics.jobs_expired,
+            _ => &self.metrics.jobs_failed,
+        };
+        if self.advance(job_id, state, result, Some(code), detail).await {
+            counter.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Moves a job to `state` with its event, retrying when another writer got there
+    /// first; a job that already ended is left alone. Returns whether the change was
+    /// written.
+    async fn advance(
+        &self,
+        job_id: &str,
+        state: JobState,
+        result: Option<Value>,
+        code: Option<Code>,
+        detail: Value,
+    ) -> bool {
+        let mut payload = json!({"job_id": job_id, "state": state.as_str(), "detail": detail});
+        if let Some(code) = code {
+            payload["code"] = json!(code.number());
+            payload["code_name"] = json!(code.name());
+        }
+        loop {
+            let job = match self.store.get_job(job_id).await {
+                Ok(job) => job,
+                Err(e) => {
+                    tracing::error!(job = %job_id, error = %e, "cannot read job to record its progress");
+                    return false;
+                }
+            };
+            if job.state.is_terminal() {
+                return false;
+            }
+            let t = Transition {
+                job_id: job_id.to_owned(),
+                expected_version: job.version,
+                state,
+                result: result.clone(),
+                reason_code: code.map(|c| i32::from(c.number())),
+                event: NewEvent { kind: JOB_NOTIFICATION.to_owned(), payload: payload.clone() },
+                now_ms: now_ms() as i64,
+            };
+            match self.store.transition(t).await {
+                Ok(_) => {
+                    self.note_events();
+                    return true;
+                }
+                Err(StoreError::StaleVersion { .. }) => continue,
+                Err(StoreError::IllegalTransition { .. }) => return false,
+                Err(e) => {
+                    tracing::error!(job = %job_id, error = %e, "cannot record job progress");
+                    self.metrics.store_errors.fetch_add(1, Relaxed);
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Routes the manager's events to the drivers of the jobs they are about.
+    pub(crate) fn spawn_progress_listener(self: Arc<Self>) {
+        let mut tap = self.runtime().subscribe_events();
+        let me = self.manager.id();
+        tokio::spawn(async move {
+            while let Some((agent, event)) = tap.recv().await {
+                if agent != me {
+                    continue;
+                }
+                let task = event.task();
+                let Some(progress) = progress(event.kind) else { continue };
+                if let Some((_, line)) = self.jobs_by_task.lock().get(&task) {
+                    let _ = line.send(progress);
+                }
+            }
+        });
+    }
+}
+
+/// What an engine event means for a job, if anything.
+fn progress(kind: EventKind) -> Option<Progress> {
+    let step = |state, detail| Some(Progress::Step(state, detail));
+    match kind {
+        EventKind::Announced { round, solicited } => {
+            step(JobState::Announced, json!({"round": round, "solicited": solicited}))
+        }
+        EventKind::Awarded { contractor, epoch, price, bids, .. } => step(
+            JobState::Awarded,
+            json!({"contractor": contractor.to_string(), "epoch": epoch, "price": price, "bids": bids}),
+        ),
+        EventKind::Started { epoch } => step(JobState::Running, json!({"epoch": epoch})),
+        EventKind::Reassigned { code, from } => step(
+            JobState::Announced,
+            json!({"reassigned_from": from.to_string(), "code": code.number(), "code_name": code.name()}),
+        ),
+        EventKind::Finished { state: TaskState::Completed, result, .. } => {
+            Some(Progress::Ended(Ok(result.unwrap_or_else(|| Arc::new(Value::Null)))))
+        }
+        EventKind::Finished { state, code, reason, .. } => {
+            Some(Progress::Ended(Err(TaskFailure::new(state, code, reason))))
+        }
+        EventKind::Submitted { .. } | EventKind::Reported { .. } => None,
+    }
+}

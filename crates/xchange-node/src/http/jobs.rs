@@ -1,0 +1,119 @@
+//! `/v1/jobs`: validate, submit, get, list, query, cancel.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use xchange_store::Store;
+
+use crate::body::{OrDefault, Strict};
+use crate::error::{ApiResult, ErrorBody};
+use crate::http::page::{Page, PageQuery, QueryRequest};
+use crate::job::{JobDocument, JobView};
+use crate::node::{Node, now_ms};
+
+/// The answer of a validation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Validated {
+    /// Always true: a document that fails is answered with an error.
+    pub valid: bool,
+    /// The task database the job would be routed to.
+    pub taskdb: String,
+}
+
+/// Checks a job document as a submission would, without storing or running it.
+#[utoipa::path(post, path = "/v1/jobs/validate", tag = "jobs", request_body = JobDocument,
+    responses((status = 200, body = Validated), (status = "4XX", body = ErrorBody)))]
+pub async fn validate<S: Store + Clone>(
+    State(node): State<Arc<Node<S>>>,
+    Strict(raw): Strict<Value>,
+) -> ApiResult<Json<Validated>> {
+    let doc: JobDocument = crate::body::from_value(raw)?;
+    doc.check(now_ms())?;
+    crate::validate::job_input(&node.store, &doc).await?;
+    let taskdb = node.route(&doc).await?;
+    Ok(Json(Validated { valid: true, taskdb }))
+}
+
+/// Submits a job. 201 once it is durable; the same `job_id` with the same body again
+/// answers 200 with the job as it is now; with another body, 409 `conflict`.
+#[utoipa::path(post, path = "/v1/jobs", tag = "jobs", request_body = JobDocument,
+    responses((status = 201, body = JobView), (status = 200, description = "a replay", body = JobView),
+        (status = "4XX", body = ErrorBody)))]
+pub async fn submit<S: Store + Clone>(
+    State(node): State<Arc<Node<S>>>,
+    Strict(raw): Strict<Value>,
+) -> ApiResult<(StatusCode, Json<JobView>)> {
+    let accepted = node.submit(raw).await?;
+    let status = if accepted.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(accepted.job.into())))
+}
+
+/// One job: its state, document, result and reason.
+#[utoipa::path(get, path = "/v1/jobs/{job_id}", tag = "jobs",
+    params(("job_id" = String, Path, description = "the job id")),
+    responses((status = 200, body = JobView), (status = 404, body = ErrorBody)))]
+pub async fn get<S: Store + Clone>(
+    State(node): State<Arc<Node<S>>>,
+    Path(job_id): Path<String>,
+) -> ApiResult<Json<JobView>> {
+    Ok(Json(node.job(&job_id).await?.into()))
+}
+
+/// Jobs in id order, a page at a time.
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(PageQuery, JobsQuery),
+    responses((status = 200, body = Page<JobView>), (status = "4XX", body = ErrorBody)))]
+pub async fn list<S: Store + Clone>(
+    State(node): State<Arc<Node<S>>>,
+    Query(page): Query<PageQuery>,
+    Query(jobs): Query<JobsQuery>,
+) -> ApiResult<Json<Page<JobView>>> {
+    let request = QueryRequest { filter: None, after: page.after, limit: page.limit };
+    Ok(Json(node.query_jobs(jobs.taskdb.as_deref(), request).await?))
+}
+
+/// Which task database to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct JobsQuery {
+    /// Only jobs of this task database.
+    pub taskdb: Option<String>,
+}
+
+/// Jobs matching a Mongo-style filter over the job view (the document's fields with
+/// `job_id`, `taskdb`, `state`, `created_ms` and `updated_ms` at the top level).
+#[utoipa::path(post, path = "/v1/jobs/query", tag = "jobs", request_body = QueryRequest,
+    responses((status = 200, body = Page<JobView>), (status = "4XX", body = ErrorBody)))]
+pub async fn query<S: Store + Clone>(
+    State(node): State<Arc<Node<S>>>,
+    Strict(request): Strict<QueryRequest>,
+) -> ApiResult<Json<Page<JobView>>> {
+    Ok(Json(node.query_jobs(None, request).await?))
+}
+
+/// Why a job is cancelled.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    /// In words; kept with the job's last event.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Cancels a job and its subcontracts. A job that already ended is a 409 `conflict`.
+#[utoipa::path(post, path = "/v1/jobs/{job_id}/cancel", tag = "jobs",
+    params(("job_id" = String, Path, description = "the job id")), request_body = CancelRequest,
+    responses((status = 202, body = JobView), (status = "4XX", body = ErrorBody)))]
+pub async fn cancel<S: Store + Clone>(
+    State(node): State<Arc<Node<S>>>,
+    Path(job_id): Path<String>,
+    OrDefault(body): OrDefault<CancelRequest>,
+) -> ApiResult<(StatusCode, Json<JobView>)> {
+    let reason = body.reason.unwrap_or_else(|| "cancelled by request".to_owned());
+    let job = node.cancel(&job_id, &reason).await?;
+    Ok((StatusCode::ACCEPTED, Json(job.into())))
+}

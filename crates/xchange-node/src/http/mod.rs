@@ -1,0 +1,158 @@
+//! The HTTP API: routes, the OpenAPI document, Swagger UI, health and metrics, and
+//! [`run`], the server's entry point.
+
+pub mod agents;
+pub mod events;
+pub mod jobs;
+pub mod page;
+pub mod registry;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use utoipa::{OpenApi, ToSchema};
+use utoipa_swagger_ui::SwaggerUi;
+use xchange_protocol::Code;
+use xchange_store::Store;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::node::Node;
+
+/// The OpenAPI 3.1 document, generated from the handlers and types.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Xchange", description = "An open task exchange for AI agents (AIXP/1).", version = "1"),
+    paths(
+        jobs::validate, jobs::submit, jobs::get, jobs::list, jobs::query, jobs::cancel,
+        events::stream, events::job_stream,
+        registry::create_taskdb, registry::put_taskdb, registry::get_taskdb, registry::delete_taskdb,
+        registry::list_taskdbs, registry::query_taskdbs, registry::query_taskdb_jobs,
+        registry::put_template, registry::get_template, registry::list_templates,
+        agents::list, agents::get, agents::connect,
+        healthz, metrics,
+    ),
+    components(schemas(ErrorBody, Health)),
+    tags(
+        (name = "jobs", description = "Submit jobs and follow them to their result."),
+        (name = "registry", description = "Task databases and the registry that finds them."),
+        (name = "templates", description = "Named JSON Schemas that job inputs are checked against."),
+        (name = "agents", description = "Agents connected over the WebSocket and their cards."),
+        (name = "events", description = "Live events from the outbox, as server-sent events."),
+        (name = "system", description = "Health and metrics."),
+    )
+)]
+pub struct ApiDoc;
+
+/// The whole API over `node`.
+pub fn router<S: Store + Clone>(node: Arc<Node<S>>) -> Router {
+    let limit = node.config.max_body_bytes;
+    let api = Router::new()
+        .route("/v1/jobs", post(jobs::submit::<S>).get(jobs::list::<S>))
+        .route("/v1/jobs/validate", post(jobs::validate::<S>))
+        .route("/v1/jobs/query", post(jobs::query::<S>))
+        .route("/v1/jobs/{job_id}", get(jobs::get::<S>))
+        .route("/v1/jobs/{job_id}/cancel", post(jobs::cancel::<S>))
+        .route("/v1/jobs/{job_id}/events", get(events::job_stream::<S>))
+        .route("/v1/events", get(events::stream::<S>))
+        .route("/v1/taskdbs", post(registry::create_taskdb::<S>).get(registry::list_taskdbs::<S>))
+        .route("/v1/taskdbs/query", post(registry::query_taskdbs::<S>))
+        .route(
+            "/v1/taskdbs/{id}",
+            get(registry::get_taskdb::<S>)
+                .put(registry::put_taskdb::<S>)
+                .delete(registry::delete_taskdb::<S>),
+        )
+        .route("/v1/taskdbs/{id}/jobs/query", post(registry::query_taskdb_jobs::<S>))
+        .route("/v1/templates", get(registry::list_templates::<S>))
+        .route("/v1/templates/{name}", get(registry::get_template::<S>).put(registry::put_template::<S>))
+        .route("/v1/agents", get(agents::list::<S>))
+        .route(xchange_ws::CONNECT_PATH, get(agents::connect::<S>))
+        .route("/v1/agents/{id}", get(agents::get::<S>))
+        .route("/healthz", get(healthz::<S>))
+        .route("/metrics", get(metrics::<S>))
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_method)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(node.clone(), count_errors::<S>))
+        .with_state(node);
+    api.merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+}
+
+/// Serves `router(node)` on `listener` until `shutdown` resolves, then finishes the
+/// requests in flight (mini-redis' `run(listener, shutdown)`: tests bind port 0).
+pub async fn run<S: Store + Clone>(
+    listener: TcpListener,
+    node: Arc<Node<S>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(node.clone());
+    let shutdown = async move {
+        shutdown.await;
+        node.begin_shutdown();
+    };
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+async fn no_route() -> ApiError {
+    ApiError::new(Code::NotFound, "no such endpoint; see /openapi.json")
+}
+
+async fn no_method() -> ApiError {
+    ApiError::invalid("this endpoint does not take that method; see /openapi.json")
+}
+
+async fn count_errors<S: Store + Clone>(
+    State(node): State<Arc<Node<S>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if status.is_client_error() {
+        node.metrics.http_4xx.fetch_add(1, Relaxed);
+    } else if status.is_server_error() {
+        node.metrics.http_5xx.fetch_add(1, Relaxed);
+    }
+    response
+}
+
+/// What `/healthz` answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, or `unavailable` when the store does not answer.
+    pub status: String,
+    /// Whether the store's commits survive a power loss (WAL + synchronous=FULL, or
+    /// synchronous_commit on).
+    pub store_durable: bool,
+}
+
+/// Whether the node and its store answer.
+#[utoipa::path(get, path = "/healthz", tag = "system",
+    responses((status = 200, body = Health), (status = 503, body = Health)))]
+pub async fn healthz<S: Store + Clone>(State(node): State<Arc<Node<S>>>) -> (StatusCode, Json<Health>) {
+    match node.store.durability_settings().await {
+        Ok(d) => (StatusCode::OK, Json(Health { status: "ok".into(), store_durable: d.is_durable() })),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check: store does not answer");
+            let health = Health { status: "unavailable".into(), store_durable: false };
+            (StatusCode::SERVICE_UNAVAILABLE, Json(health))
+        }
+    }
+}
+
+/// Counters in Prometheus' text format.
+#[utoipa::path(get, path = "/metrics", tag = "system",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics<S: Store + Clone>(State(node): State<Arc<Node<S>>>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], node.metrics_text())
+}

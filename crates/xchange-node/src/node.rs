@@ -1,0 +1,294 @@
+//! The node: the store, the runtime with the node's managing agent, and what ties jobs to
+//! tasks. Handlers call it; it never sees HTTP.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use parking_lot::Mutex;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+use xchange_bus::{Bus, InProcBus};
+use xchange_core::{Announce, EngineConfig};
+use xchange_protocol::{AgentId, Code, GLOBAL_POOL, TaskId, TaskState};
+use xchange_runtime::{AgentHandle, AgentSpec, Runtime, RuntimeBuilder, TaskFailure};
+use xchange_store::{Job, NewJob, Store, StoreError};
+
+use xchange_ws::{Gateway, GatewayConfig, static_tokens};
+
+use crate::agents::AgentDirectory;
+use crate::config::NodeConfig;
+use crate::drive::JobLine;
+use crate::error::{ApiError, ApiResult};
+use crate::job::{JobDocument, check_job_id};
+use crate::metrics::Metrics;
+use crate::validate;
+
+/// The kind of every event after a job's `job_posting`: its payload says which state the
+/// job entered and why.
+pub const JOB_NOTIFICATION: &str = "job_notification";
+
+/// One exchange node.
+pub struct Node<S> {
+    pub(crate) config: NodeConfig,
+    pub(crate) store: S,
+    runtime: Runtime,
+    pub(crate) manager: AgentHandle,
+    /// Jobs running here, by job id, so that a cancel finds the task.
+    pub(crate) running: Mutex<HashMap<String, TaskId>>,
+    /// The same, by task, for the events tap: where to send a job's progress.
+    pub(crate) jobs_by_task: Mutex<HashMap<TaskId, JobLine>>,
+    /// The newest event id this node committed: wakes event streams at once (streams also
+    /// poll, for events other nodes commit).
+    pub(crate) last_event: watch::Sender<i64>,
+    /// Set when the node stops: event streams end, so that a graceful shutdown is not held
+    /// open by them.
+    pub(crate) closing: watch::Sender<bool>,
+    /// Where remote agents connect (WebSocket sessions).
+    pub(crate) gateway: Arc<Gateway>,
+    pub(crate) agents: Arc<AgentDirectory>,
+    pub(crate) metrics: Metrics,
+}
+
+/// What a submission did.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The job as stored now.
+    pub job: Job,
+    /// Whether this call created it (else it is a replay of the same body).
+    pub created: bool,
+}
+
+impl<S: Store + Clone> Node<S> {
+    /// Starts the runtime and the node's manager, and carries every unfinished job of the
+    /// store to completion.
+    pub async fn start(config: NodeConfig, store: S) -> Result<Arc<Self>, ApiError> {
+        let bus: Arc<dyn Bus> = Arc::new(InProcBus::new());
+        let runtime = RuntimeBuilder::new(bus, Arc::new(engine_config(&config))).shards(1).start();
+        let manager = runtime
+            .spawn_agent(AgentSpec::manager(AgentId::from_index(0, 1)))
+            .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
+        let last = store.last_event_id().await?;
+        let agents = Arc::new(AgentDirectory::default());
+        let gateway = GatewayConfig {
+            server_id: manager.id().to_string(),
+            token_check: (!config.tokens.is_empty()).then(|| static_tokens(config.tokens.clone())),
+            observer: Some(crate::agents::observer(&agents)),
+            ..GatewayConfig::default()
+        };
+        let gateway = Arc::new(Gateway::new(runtime.clone(), gateway));
+        let node = Arc::new(Self {
+            config,
+            store,
+            runtime,
+            manager,
+            running: Mutex::new(HashMap::new()),
+            jobs_by_task: Mutex::new(HashMap::new()),
+            last_event: watch::Sender::new(last),
+            closing: watch::Sender::new(false),
+            gateway,
+            agents,
+            metrics: Metrics::default(),
+        });
+        node.ensure_global_taskdb().await?;
+        node.clone().spawn_progress_listener();
+        node.recover().await?;
+        Ok(node)
+    }
+
+    /// The runtime, to host agents next to the node.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Ends event streams and agent sessions (agents are told goodbye, 5003), so that the
+    /// HTTP server can finish; called by [`crate::run`] when its shutdown signal fires.
+    pub fn begin_shutdown(&self) {
+        self.closing.send_replace(true);
+        self.gateway.close();
+    }
+
+    /// Stops the runtime. Jobs still running stay unfinished in the store and are carried
+    /// on at the next start.
+    pub async fn shutdown(&self) {
+        self.begin_shutdown();
+        self.runtime.shutdown().await;
+    }
+
+    async fn recover(self: &Arc<Self>) -> Result<(), ApiError> {
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.list_jobs(None, after.as_deref(), 500).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.job_id.clone());
+            for job in page.iter().filter(|j| !j.state.is_terminal()) {
+                self.metrics.jobs_recovered.fetch_add(1, Relaxed);
+                self.dispatch(job);
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates, routes and stores a job; a new one is then handed to the contract net.
+    /// Returns once the job is durable.
+    pub async fn submit(self: &Arc<Self>, raw: Value) -> ApiResult<Accepted> {
+        let result = self.submit_inner(raw).await;
+        let counter = match &result {
+            Ok(a) if a.created => &self.metrics.jobs_submitted,
+            Ok(_) => &self.metrics.jobs_replayed,
+            Err(_) => &self.metrics.jobs_refused,
+        };
+        counter.fetch_add(1, Relaxed);
+        result
+    }
+
+    async fn submit_inner(self: &Arc<Self>, raw: Value) -> ApiResult<Accepted> {
+        let now = now_ms();
+        let mut doc: JobDocument = crate::body::from_value(raw.clone())?;
+        doc.check(now)?;
+        validate::job_input(&self.store, &doc).await?;
+        let taskdb = self.route(&doc).await?;
+        let body_hash = body_hash(&raw);
+        let job_id = doc.job_id.get_or_insert_with(|| new_job_id(now, &body_hash)).clone();
+        let document =
+            serde_json::to_value(&doc).map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
+        let new = NewJob { job_id, taskdb, document, body_hash, now_ms: now as i64 };
+        let submitted = self.store.submit_job(new).await?;
+        let created = submitted.is_created();
+        let job = submitted.into_job();
+        if created {
+            self.note_events();
+            self.dispatch(&job);
+        }
+        Ok(Accepted { job, created })
+    }
+
+    /// The task database a job runs in: the one it names, else `global`.
+    pub(crate) async fn route(&self, doc: &JobDocument) -> ApiResult<String> {
+        let name = doc.named_taskdb();
+        if name != GLOBAL_POOL {
+            match self.store.get_taskdb(name).await {
+                Ok(_) => {}
+                Err(StoreError::NotFound { .. }) => {
+                    return Err(ApiError::not_found("task database", name).at("task_db_id"));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(name.to_owned())
+    }
+
+    /// The job.
+    pub async fn job(&self, job_id: &str) -> ApiResult<Job> {
+        check_job_id(job_id)?;
+        Ok(self.store.get_job(job_id).await?)
+    }
+
+    /// Cancels a job that has not ended; a job that has is a conflict.
+    pub async fn cancel(&self, job_id: &str, reason: &str) -> ApiResult<Job> {
+        let job = self.job(job_id).await?;
+        if job.state.is_terminal() {
+            return Err(ApiError::new(
+                Code::Conflict,
+                format!("job {job_id:?} already ended: {}", job.state),
+            )
+            .at("job_id"));
+        }
+        let task = self.running.lock().get(job_id).copied();
+        match task {
+            // The engine ends the task (and its subcontracts) as cancelled; the job follows.
+            Some(task) => self.manager.cancel(task, reason.to_owned()),
+            None => {
+                let failure = TaskFailure::new(TaskState::Cancelled, Code::Cancelled, reason);
+                self.finish(job_id, Err(failure)).await;
+            }
+        }
+        Ok(job)
+    }
+
+    /// Wakes event streams after a commit.
+    pub(crate) fn note_events(&self) {
+        // The exact id is not known here; streams read from the store anyway.
+        self.last_event.send_modify(|n| *n += 1);
+    }
+
+    /// The metrics, in Prometheus' text format.
+    pub fn metrics_text(&self) -> String {
+        self.metrics.render(&self.runtime.stats(), &self.runtime.bus().counters())
+    }
+}
+
+/// The engine settings of a node.
+fn engine_config(config: &NodeConfig) -> EngineConfig {
+    let lease = config.lease_ms * 1000;
+    EngineConfig {
+        // Calls go to each eligible agent directly (up to 32): a pool topic reaches only the
+        // agents subscribed to that pool, not those that serve every pool.
+        announce: Announce::Sample(32),
+        bid_window: config.bid_window_ms * 1000,
+        lease,
+        heartbeat_interval: lease / 4,
+        report_resend: lease / 3,
+        no_contractor_timeout: config.no_contractor_timeout_ms * 1000,
+        // Long enough for a job that waits for its first agent.
+        message_ttl: 60_000_000,
+        terminal_retention: 120_000_000,
+        ..EngineConfig::default()
+    }
+}
+
+/// Hex SHA-256 of the body's canonical form (RFC 8785): the same JSON written with other
+/// spacing or key order is the same body.
+pub fn body_hash(raw: &Value) -> String {
+    let canonical = serde_json_canonicalizer::to_vec(raw).unwrap_or_default();
+    let digest = Sha256::digest(&canonical);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A fresh job id: a UUIDv7 from the time and the body's hash.
+fn new_job_id(now: u64, body_hash: &str) -> String {
+    let salt = NEXT_ID.fetch_add(1, Relaxed);
+    let mut random = [0u8; 10];
+    let digest = Sha256::digest(format!("{body_hash}:{salt}:{}", std::process::id()));
+    random.copy_from_slice(&digest[..10]);
+    TaskId::new_v7(now, random).to_string()
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// The task that runs a job: the same after a restart, so that the job's history reads
+/// as one task.
+pub(crate) fn task_id_for(job_id: &str, created_ms: i64) -> TaskId {
+    let digest = Sha256::digest(job_id.as_bytes());
+    let mut random = [0u8; 10];
+    random.copy_from_slice(&digest[..10]);
+    TaskId::new_v7(created_ms.max(0) as u64, random)
+}
+
+/// Unix milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_hash_ignores_spacing_and_key_order() {
+        let a: Value = serde_json::from_str(r#"{"a": 1, "b": [1, 2]}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{"b":[1,2],"a":1}"#).unwrap();
+        let c: Value = serde_json::from_str(r#"{"b":[2,1],"a":1}"#).unwrap();
+        assert_eq!(body_hash(&a), body_hash(&b));
+        assert_ne!(body_hash(&a), body_hash(&c));
+        assert_eq!(body_hash(&a).len(), 64);
+    }
+
+    #[test]
+    fn task_ids_are_stable_per_job() {
+        assert_eq!(task_id_for("j1", 5), task_id_for("j1", 5));
+        assert_ne!(task_id_for("j1", 5), task_id_for("j2", 5));
+        assert_ne!(new_job_id(1, "h"), new_job_id(1, "h"));
+    }
+}

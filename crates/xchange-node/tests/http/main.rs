@@ -1,0 +1,8 @@
+//! The HTTP API, end to end: one test binary (meilisearch's layout) so that it links once.
+
+mod common;
+mod errors;
+mod events;
+mod jobs;
+mod registry;
+mod system;
