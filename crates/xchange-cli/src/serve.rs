@@ -26,6 +26,9 @@ pub(crate) struct ServeArgs {
     /// Largest request body in bytes [default: 1048576].
     #[arg(long, env = "XCHANGE_MAX_BODY_BYTES")]
     max_body_bytes: Option<usize>,
+    /// Routing rules (TOML; see docs/routing.md).
+    #[arg(long, env = "XCHANGE_RULES")]
+    rules: Option<PathBuf>,
     /// Bearer tokens clients must present (comma-separated); none: authentication off.
     #[arg(long = "token", env = "XCHANGE_TOKENS", value_delimiter = ',')]
     tokens: Vec<String>,
@@ -48,6 +51,9 @@ impl ServeArgs {
         }
         if let Some(n) = self.max_body_bytes {
             config.max_body_bytes = n;
+        }
+        if let Some(rules) = &self.rules {
+            config.rules = Some(rules.clone());
         }
         if !self.tokens.is_empty() {
             config.tokens = self.tokens.clone();

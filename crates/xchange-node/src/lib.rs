@@ -37,6 +37,7 @@ mod job;
 mod metrics;
 mod node;
 mod query;
+mod routing;
 mod taskdb;
 mod validate;
 
@@ -48,4 +49,5 @@ pub use job::{CompletionMode, JobBudget, JobDocument, JobView, Reason, Visibilit
 pub use metrics::Metrics;
 pub use node::{Accepted, JOB_NOTIFICATION, Node, body_hash, now_ms};
 pub use query::job_view;
+pub use routing::Routed;
 pub use taskdb::{TaskDbEntry, TaskDbView};

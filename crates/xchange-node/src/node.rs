@@ -11,10 +11,11 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use xchange_bus::{Bus, InProcBus};
 use xchange_core::{Announce, EngineConfig};
-use xchange_protocol::{AgentId, Code, GLOBAL_POOL, TaskId, TaskState};
+use xchange_protocol::{AgentId, Code, TaskId, TaskState};
 use xchange_runtime::{AgentHandle, AgentSpec, Runtime, RuntimeBuilder, TaskFailure};
-use xchange_store::{Job, NewJob, Store, StoreError};
+use xchange_store::{Job, NewJob, Store};
 
+use xchange_rules::Rules;
 use xchange_ws::{Gateway, GatewayConfig, static_tokens};
 
 use crate::agents::AgentDirectory;
@@ -48,6 +49,7 @@ pub struct Node<S> {
     /// Where remote agents connect (WebSocket sessions).
     pub(crate) gateway: Arc<Gateway>,
     pub(crate) agents: Arc<AgentDirectory>,
+    pub(crate) rules: Rules,
     pub(crate) metrics: Metrics,
 }
 
@@ -64,6 +66,7 @@ impl<S: Store + Clone> Node<S> {
     /// Starts the runtime and the node's manager, and carries every unfinished job of the
     /// store to completion.
     pub async fn start(config: NodeConfig, store: S) -> Result<Arc<Self>, ApiError> {
+        let rules = crate::routing::load_rules(config.rules.as_deref()).map_err(ApiError::invalid)?;
         let bus: Arc<dyn Bus> = Arc::new(InProcBus::new());
         let runtime = RuntimeBuilder::new(bus, Arc::new(engine_config(&config))).shards(1).start();
         let manager = runtime
@@ -89,6 +92,7 @@ impl<S: Store + Clone> Node<S> {
             closing: watch::Sender::new(false),
             gateway,
             agents,
+            rules,
             metrics: Metrics::default(),
         });
         node.ensure_global_taskdb().await?;
@@ -148,7 +152,7 @@ impl<S: Store + Clone> Node<S> {
         let mut doc: JobDocument = crate::body::from_value(raw.clone())?;
         doc.check(now)?;
         validate::job_input(&self.store, &doc).await?;
-        let taskdb = self.route(&doc).await?;
+        let taskdb = self.route(&mut doc, &raw).await?.taskdb;
         let body_hash = body_hash(&raw);
         let job_id = doc.job_id.get_or_insert_with(|| new_job_id(now, &body_hash)).clone();
         let document =
@@ -162,21 +166,6 @@ impl<S: Store + Clone> Node<S> {
             self.dispatch(&job);
         }
         Ok(Accepted { job, created })
-    }
-
-    /// The task database a job runs in: the one it names, else `global`.
-    pub(crate) async fn route(&self, doc: &JobDocument) -> ApiResult<String> {
-        let name = doc.named_taskdb();
-        if name != GLOBAL_POOL {
-            match self.store.get_taskdb(name).await {
-                Ok(_) => {}
-                Err(StoreError::NotFound { .. }) => {
-                    return Err(ApiError::not_found("task database", name).at("task_db_id"));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(name.to_owned())
     }
 
     /// The job.

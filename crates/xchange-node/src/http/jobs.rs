@@ -15,14 +15,15 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::http::page::{Page, PageQuery, QueryRequest};
 use crate::job::{JobDocument, JobView};
 use crate::node::{Node, now_ms};
+use crate::routing::Routed;
 
 /// The answer of a validation.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Validated {
     /// Always true: a document that fails is answered with an error.
     pub valid: bool,
-    /// The task database the job would be routed to.
-    pub taskdb: String,
+    /// Where the job would go, and why.
+    pub routing: Routed,
 }
 
 /// Checks a job document as a submission would, without storing or running it.
@@ -32,11 +33,25 @@ pub async fn validate<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
     Strict(raw): Strict<Value>,
 ) -> ApiResult<Json<Validated>> {
-    let doc: JobDocument = crate::body::from_value(raw)?;
+    Ok(Json(Validated { valid: true, routing: checked_route(&node, raw).await? }))
+}
+
+/// Explains where a job would go: the task database, how it was chosen, and for each
+/// routing rule whether it matched and why. Nothing is stored.
+#[utoipa::path(post, path = "/v1/jobs/explain", tag = "jobs", request_body = JobDocument,
+    responses((status = 200, body = Routed), (status = "4XX", body = ErrorBody)))]
+pub async fn explain<S: Store + Clone>(
+    State(node): State<Arc<Node<S>>>,
+    Strict(raw): Strict<Value>,
+) -> ApiResult<Json<Routed>> {
+    Ok(Json(checked_route(&node, raw).await?))
+}
+
+async fn checked_route<S: Store + Clone>(node: &Node<S>, raw: Value) -> ApiResult<Routed> {
+    let mut doc: JobDocument = crate::body::from_value(raw.clone())?;
     doc.check(now_ms())?;
     crate::validate::job_input(&node.store, &doc).await?;
-    let taskdb = node.route(&doc).await?;
-    Ok(Json(Validated { valid: true, taskdb }))
+    node.route(&mut doc, &raw).await
 }
 
 /// Submits a job. 201 once it is durable; the same `job_id` with the same body again

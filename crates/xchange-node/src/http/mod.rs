@@ -33,7 +33,7 @@ use crate::node::Node;
 #[openapi(
     info(title = "Xchange", description = "An open task exchange for AI agents (AIXP/1).", version = "1"),
     paths(
-        jobs::validate, jobs::submit, jobs::get, jobs::list, jobs::query, jobs::cancel,
+        jobs::validate, jobs::explain, jobs::submit, jobs::get, jobs::list, jobs::query, jobs::cancel,
         events::stream, events::job_stream,
         registry::create_taskdb, registry::put_taskdb, registry::get_taskdb, registry::delete_taskdb,
         registry::list_taskdbs, registry::query_taskdbs, registry::query_taskdb_jobs,
@@ -59,6 +59,7 @@ pub fn router<S: Store + Clone>(node: Arc<Node<S>>) -> Router {
     let api = Router::new()
         .route("/v1/jobs", post(jobs::submit::<S>).get(jobs::list::<S>))
         .route("/v1/jobs/validate", post(jobs::validate::<S>))
+        .route("/v1/jobs/explain", post(jobs::explain::<S>))
         .route("/v1/jobs/query", post(jobs::query::<S>))
         .route("/v1/jobs/{job_id}", get(jobs::get::<S>))
         .route("/v1/jobs/{job_id}/cancel", post(jobs::cancel::<S>))

@@ -119,7 +119,7 @@ async fn inputs_are_checked_against_templates_and_schemas() {
     assert_eq!(field.as_deref(), Some("job_init_data.text"));
     body["job_init_data"] = json!({"text": "ok"});
     let (status, v) = t.post("/v1/jobs/validate", &body).await;
-    assert_eq!((status, v["taskdb"].clone()), (200, json!("global")), "{v}");
+    assert_eq!((status, v["routing"]["taskdb"].clone()), (200, json!("global")), "{v}");
     // Validation stores nothing.
     refused(&t.get("/v1/jobs/t1").await, 404, 5020);
     body["template"] = json!("missing");

@@ -5,4 +5,5 @@ mod errors;
 mod events;
 mod jobs;
 mod registry;
+mod routing;
 mod system;
