@@ -132,8 +132,11 @@ pub enum FilterError {
         /// The limit.
         limit: usize,
     },
-    /// A filter that the SQL compiler does not translate (see the `sqlite` module's docs
-    /// for what it supports); matching it in memory works.
+    /// A filter that a SQL compiler does not translate (see [`Filter::to_sqlite`] and
+    /// [`Filter::to_postgres`] for what they refuse); matching it in memory works.
+    ///
+    /// [`Filter::to_sqlite`]: crate::Filter::to_sqlite
+    /// [`Filter::to_postgres`]: crate::Filter::to_postgres
     #[error("cannot compile {} at {} to SQL: {reason}", if .op.is_empty() { "the filter" } else { .op.as_str() }, at(.path))]
     UnsupportedInSql {
         /// The operator (empty when the problem is the path).
@@ -143,10 +146,11 @@ pub enum FilterError {
         /// Why.
         reason: &'static str,
     },
-    /// The document column given to the SQL compiler is not `name` or `table.name`, or
-    /// would be captured by a `json_each` column.
+    /// A column or table name given to a SQL compiler is not `name` or `table.name`, or
+    /// would be captured by a column or alias of the generated SQL (`value`, `v`, `_e1`).
     #[error(
-        "invalid document column {column:?}: expected `name` or `table.name` (letters, digits, _), not a json_each column name"
+        "invalid column or table {column:?}: expected `name` or `table.name` (letters, digits, _), \
+         not a name the generated SQL uses (json_each's columns, v, x, _e1-like aliases)"
     )]
     InvalidColumn {
         /// The column as given.

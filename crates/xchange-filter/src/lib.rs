@@ -1,16 +1,25 @@
-//! Mongo-style filters for Xchange's job and registry queries: parse, match, sort.
+//! Mongo-style filters for Xchange's job and registry queries: parse, match, sort, page,
+//! and the same in SQL for SQLite and PostgreSQL.
 //!
 //! A filter arrives as JSON (`{"status": "open", "price": {"$lte": 10}}`), is parsed once
 //! into a typed tree ([`Filter::parse`]), which refuses anything unknown, misplaced,
 //! mistyped or over a [`Limits`] bound, and is then matched against any number of JSON
 //! documents ([`Filter::matches`]), which cannot fail. [`Sort`] orders documents the way
-//! MongoDB's `sort()` does. [`Filter::to_sqlite`] compiles a filter to a SQLite JSON1
-//! condition with bind parameters only ([`SqlCondition`]; the `sqlite` module's docs say
-//! which operators it translates). A PostgreSQL compiler is still to come.
+//! MongoDB's `sort()` does; a [`Page`] adds a limit and a keyset [`Cursor`] (the last
+//! row's [`SortValue`]s and [`RowId`]), ordering ties by id.
 //!
-//! The semantics are MongoDB's query semantics, restricted to the types JSON has; the
-//! test table in `tests/filter/mongo_examples.json` holds the examples of MongoDB's
-//! manual with their documented answers.
+//! The same answers come from SQL, with every value, field name and pattern in a bind
+//! parameter ([`SqlFragment`]): [`Filter::to_sqlite`] (JSON1 on a JSON text column) and
+//! [`Filter::to_postgres`] (plain SQL over a `jsonb` column, no extension or function)
+//! compile a condition; [`Page::to_sqlite`] and [`Page::to_postgres`] a whole `SELECT` of
+//! `(id, doc)` rows from a [`Table`], sorted, after the cursor, limited. Each method's
+//! docs list what it refuses ([`FilterError::UnsupportedInSql`]) and its known
+//! differences.
+//!
+//! The semantics are MongoDB's query semantics, restricted to the types JSON has. The
+//! tests hold all three evaluators (in memory, SQLite, PostgreSQL) to the examples of
+//! MongoDB's manual with their documented answers (`tests/filter/mongo_examples.json`),
+//! and to each other on random documents and filters (`tests/filter/differential.rs`).
 //!
 //! # Grammar
 //!
@@ -52,8 +61,12 @@
 //! - **`$regex`** uses the `regex` crate: linear time, no look-around or
 //!   back-references (such patterns are refused), `$` without `m` matches only at the
 //!   very end (PCRE also before a final newline), and `\d`, `\w`, `\s` are Unicode-aware
-//!   (PCRE's are ASCII). `$options` takes `i`, `m`, `s`, `x`. A regex inside `$in`/`$nin` is not supported (JSON has no regex literal) and is
-//!   refused, as are `$`-operator objects in those lists.
+//!   (PCRE's are ASCII). `$options` takes `i`, `m`, `s`, `x`. A regex inside
+//!   `$in`/`$nin` is not supported (JSON has no regex literal) and is refused, as are
+//!   `$`-operator objects in those lists. SQLite runs the same crate (through an
+//!   application-defined `regexp`); for PostgreSQL the pattern is translated from the
+//!   crate's parsed form into explicit character ranges and look-arounds, so that it
+//!   means the same there (`sql/pg_regex.rs`), or refused when it cannot be.
 //! - **Key order.** Object equality and ordering ignore key order (`{a:1,b:2}` equals
 //!   `{b:2,a:1}`); MongoDB compares documents field by field in stored order. A
 //!   `serde_json::Value` does not keep key order in this workspace's build.
@@ -68,34 +81,44 @@
 //!   geo operators; `$not` at the top level (use `$nor`); objects that mix operators and
 //!   field names.
 //!
+//! - **Sorting in SQL** is exact for scalar sort values (arrays stand for their
+//!   elements); an array or object that is itself a sort value (an array in an array, an
+//!   object) orders by type only, ties broken by id, where [`Sort`] compares contents.
+//!   Pages still add up: no row twice, none lost.
+//!
 //! # Layout
 //!
 //! `parse.rs` (JSON to [`Expr`], [`Limits`]), `eval.rs` (matching), `path.rs`
 //! ([`FieldPath`] and array traversal), `compare.rs` (MongoDB's value order,
-//! [`TypeName`]), `sort.rs` ([`Sort`]), `sqlite.rs` ([`Filter::to_sqlite`]), `ast.rs`
-//! (the tree), `error.rs` ([`FilterError`]).
+//! [`TypeName`]), `sort.rs` ([`Sort`], [`SortValue`]), `page.rs` ([`Page`] in memory,
+//! [`Cursor`]), `ast.rs` (the tree), `error.rs` ([`FilterError`]). `sql/`: `compile.rs`
+//! (MongoDB's semantics over a `Dialect`'s primitives), `sqlite.rs` and `postgres.rs`
+//! (the dialects), `pg_regex.rs` (`$regex` for PostgreSQL), `page.rs` (sorted, paged
+//! statements), `mod.rs` ([`SqlFragment`], [`SqlParam`]).
 //!
 //! Pure: no I/O, no async, no clock, no randomness. Depends on serde, serde_json,
-//! thiserror and regex only; it must not depend on `xchange-protocol` (the node maps
-//! [`FilterError::code_name`] onto the status-code table) nor on any database or runtime
-//! crate.
+//! thiserror, regex and regex-syntax only; it must not depend on `xchange-protocol` (the
+//! node maps [`FilterError::code_name`] onto the status-code table) nor on any database
+//! or runtime crate (the SQL is text; the tests alone run it, through sqlx).
 
 mod ast;
 mod compare;
 mod error;
 mod eval;
+mod page;
 mod parse;
 mod path;
 mod sort;
-mod sqlite;
+mod sql;
 
 pub use ast::{CmpOp, Cond, ElemMatch, Expr, RegexCond, RegexOptions};
 pub use compare::{TypeName, compare_values, values_equal};
 pub use error::FilterError;
+pub use page::{Cursor, Page, RowId};
 pub use parse::Limits;
 pub use path::{FieldPath, Segment};
-pub use sort::{Direction, MAX_SORT_FIELDS, Sort, SortKey};
-pub use sqlite::{SqlCondition, SqlParam};
+pub use sort::{Direction, MAX_SORT_FIELDS, Sort, SortKey, SortValue};
+pub use sql::{SqlCondition, SqlFragment, SqlParam, Table};
 
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;

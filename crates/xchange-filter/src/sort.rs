@@ -53,6 +53,27 @@ pub enum Direction {
     Descending,
 }
 
+/// What a document sorts by on one field: MongoDB's sort key, the smallest value the
+/// path reaches (ascending) or the largest (descending), arrays standing for their
+/// elements.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SortValue {
+    /// An empty array, which MongoDB sorts before null.
+    EmptyArray,
+    /// A value (null when the field is missing).
+    Value(Value),
+}
+
+impl SortValue {
+    fn key(&self) -> Key<'_> {
+        match self {
+            Self::EmptyArray => Key::EmptyArray,
+            Self::Value(v) => Key::Value(v),
+        }
+    }
+}
+
 impl Sort {
     /// Parses `{"field": 1, "other": -1}` or `[{"field": 1}, {"other": -1}]`.
     ///
@@ -132,6 +153,27 @@ impl Sort {
             }
         }
         Ordering::Equal
+    }
+
+    /// What `doc` sorts by, one value per field.
+    pub fn values(&self, doc: &Value) -> Vec<SortValue> {
+        self.keys
+            .iter()
+            .map(|k| match key(doc, k) {
+                Key::EmptyArray => SortValue::EmptyArray,
+                Key::Value(v) => SortValue::Value(v.clone()),
+            })
+            .collect()
+    }
+
+    /// The order of two documents given their [`Sort::values`].
+    pub fn compare_by_values(&self, a: &[SortValue], b: &[SortValue]) -> Ordering {
+        self.keys
+            .iter()
+            .zip(a.iter().zip(b))
+            .map(|(k, (x, y))| order_keys(k, x.key(), y.key()))
+            .find(|o| o.is_ne())
+            .unwrap_or(Ordering::Equal)
     }
 
     /// Sorts documents in place; ties keep their input order.

@@ -48,6 +48,5 @@ pub use http::{ApiDoc, router, run};
 pub use job::{CompletionMode, JobBudget, JobDocument, JobView, Reason, Visibility};
 pub use metrics::Metrics;
 pub use node::{Accepted, JOB_NOTIFICATION, Node, body_hash, now_ms};
-pub use query::job_view;
 pub use routing::Routed;
 pub use taskdb::{TaskDbEntry, TaskDbView};

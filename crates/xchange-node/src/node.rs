@@ -123,10 +123,10 @@ impl<S: Store + Clone> Node<S> {
     async fn recover(self: &Arc<Self>) -> Result<(), ApiError> {
         let mut after: Option<String> = None;
         loop {
-            let page = self.store.list_jobs(None, after.as_deref(), 500).await?;
+            let page = self.store.list_unfinished_jobs(after.as_deref(), 500).await?;
             let Some(last) = page.last() else { break };
             after = Some(last.job_id.clone());
-            for job in page.iter().filter(|j| !j.state.is_terminal()) {
+            for job in &page {
                 self.metrics.jobs_recovered.fetch_add(1, Relaxed);
                 self.dispatch(job);
             }

@@ -10,7 +10,7 @@ use xchange_store::{JobState, Store, StoreError, TaskDb};
 use crate::error::{ApiError, ApiResult};
 use crate::http::page::{Page, QueryRequest, limit};
 use crate::node::{Node, now_ms};
-use crate::query::parse_filter;
+use crate::query::{next_cursor, parse_filter};
 
 /// A registry entry as submitted. The field names are the original Xchange ones;
 /// `task_db_aggregate_performance_stats` is the node's to write and is refused on input.
@@ -138,26 +138,19 @@ impl<S: Store + Clone> Node<S> {
 
     /// Entries matching a filter over the entry document, in key order.
     pub async fn query_taskdbs(&self, request: QueryRequest) -> ApiResult<Page<TaskDbView>> {
-        let limit = limit(request.limit)? as usize;
+        let limit = limit(request.limit)?;
         let filter = parse_filter(request.filter.as_ref(), "filter")?;
-        let mut after = request.after;
-        let mut items = Vec::new();
-        loop {
-            let page = self.store.list_taskdbs(after.as_deref(), 500).await?;
-            let full = page.len() == 500;
-            for db in page {
-                after = Some(db.task_listing_db_id.clone());
-                if filter.as_ref().is_none_or(|f| f.matches(&db.document)) {
-                    items.push(self.taskdb_view(db).await?);
-                    if items.len() == limit {
-                        return Ok(Page { items, next: after });
-                    }
-                }
-            }
-            if !full {
-                return Ok(Page { items, next: None });
-            }
+        let after = request.after.as_deref();
+        let dbs = match &filter {
+            Some(f) => self.store.find_taskdbs(f, after, limit).await?,
+            None => self.store.list_taskdbs(after, limit).await?,
+        };
+        let next = next_cursor(&dbs, limit, |d| &d.task_listing_db_id);
+        let mut items = Vec::with_capacity(dbs.len());
+        for db in dbs {
+            items.push(self.taskdb_view(db).await?);
         }
+        Ok(Page { items, next })
     }
 
     /// Makes sure the global task database has a registry entry.
@@ -180,36 +173,23 @@ impl<S: Store + Clone> Node<S> {
     }
 
     /// Jobs by state, completion rate and submit-to-end latency percentiles of completed
-    /// jobs, computed from the jobs stored for the database.
+    /// jobs, read from the store's indexes over what actually ran.
     async fn taskdb_stats(&self, id: &str) -> ApiResult<Value> {
-        let mut by_state = std::collections::BTreeMap::<&'static str, u64>::new();
-        let mut latencies = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.store.list_jobs(Some(id), after.as_deref(), 1000).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.job_id.clone());
-            for job in &page {
-                *by_state.entry(job.state.as_str()).or_default() += 1;
-                if job.state == JobState::Completed {
-                    latencies.push((job.updated_ms - job.created_ms).max(0));
-                }
-            }
-        }
+        let counts = self.store.job_counts_by_taskdb().await?;
+        let by_state = counts.into_iter().find(|c| c.taskdb == id).map(|c| c.counts).unwrap_or_default();
         let total: u64 = by_state.values().sum();
-        let ended: u64 = by_state
-            .iter()
-            .filter(|(s, _)| matches!(**s, "completed" | "failed" | "expired"))
-            .map(|(_, n)| n)
-            .sum();
-        latencies.sort_unstable();
-        let pct = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p).round() as usize).copied();
+        let count = |s: JobState| by_state.get(&s).copied().unwrap_or(0);
+        let ended = count(JobState::Completed) + count(JobState::Failed) + count(JobState::Expired);
+        let latency = self.store.completed_latency(id).await?;
+        let by_state: std::collections::BTreeMap<&str, u64> =
+            by_state.iter().map(|(s, n)| (s.as_str(), *n)).collect();
         Ok(json!({
             "jobs": total,
             "jobs_by_state": by_state,
-            "completion_rate": if ended == 0 { Value::Null } else { json!(latencies.len() as f64 / ended as f64) },
-            "latency_ms_p50": pct(0.5),
-            "latency_ms_p99": pct(0.99),
+            "completion_rate": if ended == 0 { Value::Null } else { json!(count(JobState::Completed) as f64 / ended as f64) },
+            "latency_ms_p50": latency.as_ref().map(|l| l.p50_ms),
+            "latency_ms_p90": latency.as_ref().map(|l| l.p90_ms),
+            "latency_ms_p99": latency.as_ref().map(|l| l.p99_ms),
         }))
     }
 }

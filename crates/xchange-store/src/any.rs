@@ -1,13 +1,10 @@
 //! [`open`]: a store from a URL, whichever backend it names.
 
-use serde_json::Value;
-
 use crate::error::{StoreError, redact_url};
 #[cfg(feature = "postgres")]
 use crate::postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 use crate::sqlite::SqliteStore;
-use crate::store::{Durability, Event, Job, NewJob, Store, Submitted, TaskDb, Template, Transition};
 
 /// A store of either backend, as [`open`] returns it.
 ///
@@ -57,85 +54,14 @@ pub async fn open(url: &str) -> Result<AnyStore, StoreError> {
 
 /// Calls the same method on whichever backend `self` holds.
 macro_rules! dispatch {
-    ($self:ident, $store:ident => $call:expr) => {
+    ($kind:ident, $self:ident, $s:ident => $call:expr) => {
         match $self {
             #[cfg(feature = "sqlite")]
-            AnyStore::Sqlite($store) => $call.await,
+            AnyStore::Sqlite($s) => $call.await,
             #[cfg(feature = "postgres")]
-            AnyStore::Postgres($store) => $call.await,
+            AnyStore::Postgres($s) => $call.await,
         }
     };
 }
 
-impl Store for AnyStore {
-    async fn submit_job(&self, job: NewJob) -> Result<Submitted, StoreError> {
-        dispatch!(self, s => s.submit_job(job))
-    }
-
-    async fn get_job(&self, job_id: &str) -> Result<Job, StoreError> {
-        dispatch!(self, s => s.get_job(job_id))
-    }
-
-    async fn list_jobs(
-        &self,
-        taskdb: Option<&str>,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<Job>, StoreError> {
-        dispatch!(self, s => s.list_jobs(taskdb, after, limit))
-    }
-
-    async fn transition(&self, t: Transition) -> Result<Job, StoreError> {
-        dispatch!(self, s => s.transition(t))
-    }
-
-    async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
-        dispatch!(self, s => s.events_after(after, limit))
-    }
-
-    async fn last_event_id(&self) -> Result<i64, StoreError> {
-        dispatch!(self, s => s.last_event_id())
-    }
-
-    async fn put_taskdb(
-        &self,
-        task_listing_db_id: &str,
-        document: Value,
-        expected_version: Option<i64>,
-        now_ms: i64,
-    ) -> Result<TaskDb, StoreError> {
-        dispatch!(self, s => s.put_taskdb(task_listing_db_id, document, expected_version, now_ms))
-    }
-
-    async fn get_taskdb(&self, task_listing_db_id: &str) -> Result<TaskDb, StoreError> {
-        dispatch!(self, s => s.get_taskdb(task_listing_db_id))
-    }
-
-    async fn delete_taskdb(&self, task_listing_db_id: &str) -> Result<(), StoreError> {
-        dispatch!(self, s => s.delete_taskdb(task_listing_db_id))
-    }
-
-    async fn list_taskdbs(&self, after: Option<&str>, limit: u32) -> Result<Vec<TaskDb>, StoreError> {
-        dispatch!(self, s => s.list_taskdbs(after, limit))
-    }
-
-    async fn put_template(&self, name: &str, schema: Value, now_ms: i64) -> Result<Template, StoreError> {
-        dispatch!(self, s => s.put_template(name, schema, now_ms))
-    }
-
-    async fn get_template(&self, name: &str) -> Result<Template, StoreError> {
-        dispatch!(self, s => s.get_template(name))
-    }
-
-    async fn list_templates(&self, after: Option<&str>, limit: u32) -> Result<Vec<Template>, StoreError> {
-        dispatch!(self, s => s.list_templates(after, limit))
-    }
-
-    async fn durability_settings(&self) -> Result<Durability, StoreError> {
-        dispatch!(self, s => s.durability_settings())
-    }
-
-    async fn close(&self) {
-        dispatch!(self, s => s.close())
-    }
-}
+impl_store_by!(impl[] AnyStore => dispatch);

@@ -1,8 +1,10 @@
 //! The one error type of the crate.
 
+use std::sync::Arc;
+
 use xchange_protocol::Code;
 
-use crate::store::JobState;
+use crate::job::JobState;
 
 /// Why a store operation was refused or failed.
 ///
@@ -10,13 +12,16 @@ use crate::store::JobState;
 /// not allow); the last ones are failures of the database or its configuration. Messages
 /// are lower case, without a trailing period. [`StoreError::code`] gives the status code
 /// an API answers with.
-#[derive(Debug, thiserror::Error)]
+///
+/// Cloneable (the database errors are shared behind an [`Arc`]): when a group commit fails,
+/// every write of the batch gets the same error.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// No row with that key.
     #[error("{kind} {id:?} not found")]
     NotFound {
-        /// What was looked up: `job`, `taskdb` or `template`.
+        /// What was looked up: `job`, `taskdb`, `org`, `agent card` or `template`.
         kind: &'static str,
         /// The key.
         id: String,
@@ -31,7 +36,7 @@ pub enum StoreError {
     /// changed the row since the caller read it.
     #[error("{kind} {id:?} is at version {actual}, not {expected}")]
     StaleVersion {
-        /// `job` or `taskdb`.
+        /// `job`, `taskdb` or `org`.
         kind: &'static str,
         /// The key.
         id: String,
@@ -74,10 +79,23 @@ pub enum StoreError {
     },
     /// The schema migrations failed.
     #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    /// The database failed: connection, I/O, pool timeout, constraint, ...
+    Migrate(Arc<sqlx::migrate::MigrateError>),
+    /// The database failed: connection, I/O, pool timeout, constraint, a failed commit, ...
+    /// A closed store answers `Database(PoolClosed)`.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(Arc<sqlx::Error>),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Database(Arc::new(err))
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(err: sqlx::migrate::MigrateError) -> Self {
+        Self::Migrate(Arc::new(err))
+    }
 }
 
 impl StoreError {
@@ -89,7 +107,12 @@ impl StoreError {
                 Code::Conflict
             }
             Self::InvalidInput(_) | Self::InvalidUrl { .. } => Code::InvalidRequest,
-            Self::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => {
+            Self::Database(err)
+                if matches!(
+                    **err,
+                    sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+                ) =>
+            {
                 Code::Unavailable
             }
             Self::Corrupt { .. } | Self::Migrate(_) | Self::Database(_) => Code::Internal,
@@ -98,6 +121,17 @@ impl StoreError {
 
     pub(crate) fn not_found(kind: &'static str, id: &str) -> Self {
         Self::NotFound { kind, id: id.to_owned() }
+    }
+
+    /// What a closed store answers.
+    pub(crate) fn closed() -> Self {
+        sqlx::Error::PoolClosed.into()
+    }
+
+    /// Whether the database refused a statement (a constraint, a type, a value), as opposed
+    /// to failing as a whole (connection, I/O, pool): a refusal may be one write's fault.
+    pub(crate) fn is_refusal(&self) -> bool {
+        matches!(self, Self::Database(err) if matches!(**err, sqlx::Error::Database(_)))
     }
 }
 
@@ -141,6 +175,9 @@ mod tests {
         assert_eq!(StoreError::not_found("job", "j").code(), Code::NotFound);
         assert_eq!(StoreError::Conflict { job_id: "j".into() }.code(), Code::Conflict);
         assert_eq!(StoreError::InvalidInput("x".into()).code(), Code::InvalidRequest);
-        assert_eq!(StoreError::Database(sqlx::Error::PoolTimedOut).code(), Code::Unavailable);
+        assert_eq!(StoreError::from(sqlx::Error::PoolTimedOut).code(), Code::Unavailable);
+        assert_eq!(StoreError::closed().code(), Code::Unavailable);
+        assert_eq!(StoreError::from(sqlx::Error::RowNotFound).code(), Code::Internal);
+        assert!(!StoreError::closed().is_refusal());
     }
 }

@@ -18,10 +18,16 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 pub(crate) type Step = (i64, &'static str, &'static str);
 
 #[cfg(feature = "sqlite")]
-pub(crate) const SQLITE: &[Step] = &[(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))];
+pub(crate) const SQLITE: &[Step] = &[
+    (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, "registry and stats", include_str!("../migrations/sqlite/0002_registry_and_stats.sql")),
+];
 
 #[cfg(feature = "postgres")]
-pub(crate) const POSTGRES: &[Step] = &[(1, "init", include_str!("../migrations/postgres/0001_init.sql"))];
+pub(crate) const POSTGRES: &[Step] = &[
+    (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
+    (2, "registry and stats", include_str!("../migrations/postgres/0002_registry_and_stats.sql")),
+];
 
 /// A migrator for `steps`, each run in its own transaction.
 pub(crate) fn migrator(steps: &[Step]) -> Migrator {

@@ -1,6 +1,11 @@
 //! The crate's integration tests, in one binary so that it links once.
 
+mod arb;
+mod db;
+mod differential;
 mod errors;
+mod page;
+mod postgres;
 mod props;
 mod sort;
 mod sqlite;

@@ -1,6 +1,7 @@
 //! The HTTP API, end to end: one test binary (meilisearch's layout) so that it links once.
 
 mod common;
+mod durability;
 mod errors;
 mod events;
 mod jobs;

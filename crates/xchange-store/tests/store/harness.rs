@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
+use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, SqliteConnection};
 use xchange_store::{AnyStore, open};
 
 /// The environment variable with the PostgreSQL URL; unset, the PostgreSQL tests skip.
@@ -19,6 +19,47 @@ pub(crate) struct Ctx {
 impl Ctx {
     pub(crate) async fn open(&self) -> AnyStore {
         open(&self.url).await.unwrap_or_else(|e| panic!("cannot open {}: {e}", self.url))
+    }
+
+    pub(crate) fn is_postgres(&self) -> bool {
+        self.url.starts_with("postgres")
+    }
+
+    /// A connection of the test's own to the store's database (schema), beside the
+    /// store's: to set traps and take locks.
+    pub(crate) async fn raw(&self) -> Raw {
+        if self.is_postgres() {
+            Raw::Postgres(PgConnection::connect(&self.url).await.expect("connect to postgres"))
+        } else {
+            Raw::Sqlite(SqliteConnection::connect(&self.url).await.expect("connect to sqlite"))
+        }
+    }
+}
+
+pub(crate) enum Raw {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+impl Raw {
+    /// Runs SQL (several statements allowed), the one for this backend.
+    pub(crate) async fn execute(&mut self, sqlite: &str, postgres: &str) {
+        let outcome = match self {
+            Self::Sqlite(conn) => {
+                sqlx::raw_sql(AssertSqlSafe(sqlite.to_owned())).execute(conn).await.map(drop)
+            }
+            Self::Postgres(conn) => {
+                sqlx::raw_sql(AssertSqlSafe(postgres.to_owned())).execute(conn).await.map(drop)
+            }
+        };
+        outcome.unwrap_or_else(|e| panic!("raw sql failed: {e}"));
+    }
+
+    pub(crate) async fn close(self) {
+        let _ = match self {
+            Self::Sqlite(conn) => conn.close().await,
+            Self::Postgres(conn) => conn.close().await,
+        };
     }
 }
 

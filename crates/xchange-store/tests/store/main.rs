@@ -5,19 +5,23 @@
 //! database at `XCHANGE_TEST_POSTGRES` (skipped, with a printed reason, when the variable
 //! is unset; CI sets it). The tests below the macro need no backend.
 
+mod batch;
+mod find;
+mod fixtures;
 mod harness;
+mod registry;
 mod suite;
 
 use xchange_protocol::Code;
 use xchange_store::{StoreError, open};
 
 macro_rules! store_conformance_suite {
-    ($($test:ident),* $(,)?) => {
+    ($($module:ident :: $test:ident),* $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
-                    crate::harness::on_sqlite(crate::suite::$test).await;
+                    crate::harness::on_sqlite(crate::$module::$test).await;
                 }
             )*
         }
@@ -26,7 +30,7 @@ macro_rules! store_conformance_suite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
-                    crate::harness::on_postgres(crate::suite::$test).await;
+                    crate::harness::on_postgres(crate::$module::$test).await;
                 }
             )*
         }
@@ -34,24 +38,36 @@ macro_rules! store_conformance_suite {
 }
 
 store_conformance_suite!(
-    create_and_get,
-    idempotent_replay,
-    conflict_on_different_body,
-    list_order_and_paging,
-    transitions_check_versions,
-    terminal_states_are_final,
-    events_are_written_with_their_change,
-    failed_changes_write_no_event,
-    events_after_pages_in_order,
-    taskdb_crud_and_versions,
-    templates,
-    unknown_ids_are_not_found,
-    invalid_input_is_refused,
-    durability_settings,
-    reopen_keeps_everything,
-    concurrent_submissions,
-    concurrent_transitions_one_wins,
-    event_stream_misses_nothing_under_load,
+    suite::create_and_get,
+    suite::idempotent_replay,
+    suite::conflict_on_different_body,
+    suite::list_order_and_paging,
+    suite::transitions_check_versions,
+    suite::terminal_states_are_final,
+    suite::events_are_written_with_their_change,
+    suite::failed_changes_write_no_event,
+    suite::events_after_pages_in_order,
+    suite::taskdb_crud_and_versions,
+    suite::templates,
+    suite::unknown_ids_are_not_found,
+    suite::invalid_input_is_refused,
+    suite::durability_settings,
+    suite::reopen_keeps_everything,
+    suite::concurrent_submissions,
+    suite::concurrent_transitions_one_wins,
+    suite::event_stream_misses_nothing_under_load,
+    batch::one_batch_answers_as_if_sequential,
+    batch::a_refused_write_leaves_the_rest_of_its_batch,
+    batch::a_failed_commit_fails_its_whole_batch,
+    batch::concurrent_duplicates_and_conflicts,
+    batch::close_commits_what_is_queued,
+    registry::unfinished_jobs_in_key_order,
+    registry::orgs_crud_and_versions,
+    registry::subscriptions,
+    registry::agent_cards,
+    registry::job_counts_and_latency,
+    find::find_jobs_agrees_with_filter_views,
+    find::find_taskdbs_and_agent_cards,
 );
 
 async fn invalid_url(url: &str) -> String {
@@ -108,14 +124,16 @@ async fn postgres_key_columns_sort_by_bytes() {
             "SELECT table_name::text, column_name::text, collation_name::text \
              FROM information_schema.columns \
              WHERE table_schema = current_schema() AND data_type = 'text' \
-             AND column_name IN ('job_id', 'taskdb', 'task_listing_db_id', 'name') \
+             AND column_name IN ('job_id', 'taskdb', 'task_listing_db_id', 'name', 'org_id', \
+             'subject_id', 'agent_id') \
              ORDER BY 1, 2",
         )
         .fetch_all(&mut conn)
         .await
         .expect("columns");
         let _ = conn.close().await;
-        assert_eq!(rows.len(), 5, "{rows:?}");
+        // jobs (2), events, taskdbs, templates, orgs, subscriptions (2), agent_cards.
+        assert_eq!(rows.len(), 9, "{rows:?}");
         for (table, column, collation) in rows {
             assert_eq!(collation.as_deref(), Some("C"), "{table}.{column}");
         }
