@@ -8,6 +8,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use serde::Serialize;
 use serde_json::Value;
+use tokio::sync::mpsc;
 use utoipa::ToSchema;
 use xchange_protocol::{AgentId, Code};
 use xchange_ws::{RemoteCard, SessionObserver};
@@ -26,21 +27,36 @@ pub struct AgentEntry {
     pub card: Value,
     /// Whether its session is open now.
     pub connected: bool,
-    /// 5001 while connected; 5003 or 5009 after it left.
-    pub status: Reason,
+    /// 5001 while connected; 5003 or 5009 after it left; absent when the agent has not
+    /// connected since the node started.
+    pub status: Option<Reason>,
     /// When the status last changed (Unix ms).
-    pub since_ms: u64,
+    pub since_ms: Option<u64>,
     /// Sessions it opened since the node started.
     pub sessions: u64,
 }
 
-/// The agents the node has seen since it started.
-#[derive(Debug, Default)]
+/// The agents the node has seen since it started; their cards also go to the store (the
+/// node drains [`AgentDirectory::new`]'s receiver), so that they can be queried after a
+/// restart.
+#[derive(Debug)]
 pub struct AgentDirectory {
     entries: Mutex<BTreeMap<String, AgentEntry>>,
+    cards: mpsc::UnboundedSender<(String, Value)>,
 }
 
 impl AgentDirectory {
+    /// An empty directory and the cards to store, as they arrive.
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<(String, Value)>) {
+        let (cards, rx) = mpsc::unbounded_channel();
+        (Self { entries: Mutex::default(), cards }, rx)
+    }
+
+    /// The entry for a stored card: live status if the agent was seen since the start.
+    pub fn entry(&self, id: &str, card: Value) -> AgentEntry {
+        self.get(id).unwrap_or(AgentEntry { id: id.to_owned(), card, connected: false, status: None, since_ms: None, sessions: 0 })
+    }
+
     /// Every agent, in id order.
     pub fn list(&self) -> Vec<AgentEntry> {
         self.entries.lock().values().cloned().collect()
@@ -58,10 +74,11 @@ impl SessionObserver for AgentDirectory {
         let card = serde_json::to_value(card).unwrap_or_default();
         let mut entries = self.entries.lock();
         let sessions = entries.get(&id).map_or(0, |e| e.sessions) + 1;
-        let status = Reason::of(Code::AgentConnected);
-        let entry =
-            AgentEntry { id: id.clone(), card, connected: true, status, since_ms: now_ms(), sessions };
-        entries.insert(id, entry);
+        let status = Some(Reason::of(Code::AgentConnected));
+        let since_ms = Some(now_ms());
+        let entry = AgentEntry { id: id.clone(), card: card.clone(), connected: true, status, since_ms, sessions };
+        entries.insert(id.clone(), entry);
+        let _ = self.cards.send((id, card));
     }
 
     fn on_disconnect(&self, agent: AgentId, code: Code) {
@@ -69,8 +86,8 @@ impl SessionObserver for AgentDirectory {
         let code = if code == Code::AgentDisconnected { code } else { Code::UnexpectedDisconnect };
         if let Some(e) = self.entries.lock().get_mut(&agent.to_string()) {
             e.connected = false;
-            e.status = Reason::of(code);
-            e.since_ms = now_ms();
+            e.status = Some(Reason::of(code));
+            e.since_ms = Some(now_ms());
         }
     }
 }

@@ -73,7 +73,8 @@ impl<S: Store + Clone> Node<S> {
             .spawn_agent(AgentSpec::manager(AgentId::from_index(0, 1)))
             .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
         let last = store.last_event_id().await?;
-        let agents = Arc::new(AgentDirectory::default());
+        let (agents, cards) = AgentDirectory::new();
+        let agents = Arc::new(agents);
         let gateway = GatewayConfig {
             server_id: manager.id().to_string(),
             token_check: (!config.tokens.is_empty()).then(|| static_tokens(config.tokens.clone())),
@@ -96,6 +97,7 @@ impl<S: Store + Clone> Node<S> {
             metrics: Metrics::default(),
         });
         node.ensure_global_taskdb().await?;
+        node.clone().spawn_card_writer(cards);
         node.clone().spawn_progress_listener();
         node.recover().await?;
         Ok(node)
@@ -194,6 +196,17 @@ impl<S: Store + Clone> Node<S> {
             }
         }
         Ok(job)
+    }
+
+    /// Stores the cards agents present when they connect.
+    fn spawn_card_writer(self: Arc<Self>, mut cards: tokio::sync::mpsc::UnboundedReceiver<(String, Value)>) {
+        tokio::spawn(async move {
+            while let Some((id, card)) = cards.recv().await {
+                if let Err(e) = self.store.put_agent_card(&id, card, now_ms() as i64).await {
+                    tracing::warn!(agent = %id, error = %e, "cannot store an agent card");
+                }
+            }
+        });
     }
 
     /// Wakes event streams after a commit.

@@ -5,15 +5,17 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::ws::{Message, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt, future};
-use xchange_store::Store;
+use xchange_store::{Store, StoreError};
 use xchange_ws::{max_frame_bytes, serve_session};
 
 use crate::agents::AgentEntry;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::page::Page;
+use crate::body::Strict;
+use crate::http::page::{Page, PageQuery, QueryRequest, limit};
+use crate::query::{next_cursor, parse_filter};
 use crate::node::Node;
 
 /// Opens an agent session: AIXP/1 over WebSocket (challenge, signed hello, welcome 5001,
@@ -38,11 +40,25 @@ pub async fn connect<S: Store + Clone>(ws: WebSocketUpgrade, State(node): State<
     })
 }
 
-/// Every agent seen since the node started, with its card and status.
-#[utoipa::path(get, path = "/v1/agents", tag = "agents",
-    responses((status = 200, body = Page<AgentEntry>)))]
-pub async fn list<S: Store + Clone>(State(node): State<Arc<Node<S>>>) -> Json<Page<AgentEntry>> {
-    Json(Page { items: node.agents.list(), next: None })
+/// Agents whose cards the node stored, in id order, with their status since the start.
+#[utoipa::path(get, path = "/v1/agents", tag = "agents", params(PageQuery),
+    responses((status = 200, body = Page<AgentEntry>), (status = "4XX", body = ErrorBody)))]
+pub async fn list<S: Store + Clone>(
+    State(node): State<Arc<Node<S>>>,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Page<AgentEntry>>> {
+    let request = QueryRequest { filter: None, after: page.after, limit: page.limit };
+    Ok(Json(node.query_agents(request).await?))
+}
+
+/// Agents whose card matches a Mongo-style filter, e.g. `{"capabilities": "echo"}`.
+#[utoipa::path(post, path = "/v1/agents/query", tag = "agents", request_body = QueryRequest,
+    responses((status = 200, body = Page<AgentEntry>), (status = "4XX", body = ErrorBody)))]
+pub async fn query<S: Store + Clone>(
+    State(node): State<Arc<Node<S>>>,
+    Strict(request): Strict<QueryRequest>,
+) -> ApiResult<Json<Page<AgentEntry>>> {
+    Ok(Json(node.query_agents(request).await?))
 }
 
 /// One agent.
@@ -53,5 +69,24 @@ pub async fn get<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<AgentEntry>> {
-    node.agents.get(&id).map(Json).ok_or_else(|| ApiError::not_found("agent", &id))
+    match node.store.get_agent_card(&id).await {
+        Ok(card) => Ok(Json(node.agents.entry(&id, card.card))),
+        Err(StoreError::NotFound { .. }) => Err(ApiError::not_found("agent", &id)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl<S: Store + Clone> Node<S> {
+    async fn query_agents(&self, request: QueryRequest) -> ApiResult<Page<AgentEntry>> {
+        let limit = limit(request.limit)?;
+        let filter = parse_filter(request.filter.as_ref(), "filter")?;
+        let after = request.after.as_deref();
+        let cards = match &filter {
+            Some(f) => self.store.find_agent_cards(f, after, limit).await?,
+            None => self.store.list_agent_cards(after, limit).await?,
+        };
+        let next = next_cursor(&cards, limit, |c| &c.agent_id);
+        let items = cards.into_iter().map(|c| self.agents.entry(&c.agent_id, c.card)).collect();
+        Ok(Page { items, next })
+    }
 }

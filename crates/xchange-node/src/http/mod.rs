@@ -38,7 +38,7 @@ use crate::node::Node;
         registry::create_taskdb, registry::put_taskdb, registry::get_taskdb, registry::delete_taskdb,
         registry::list_taskdbs, registry::query_taskdbs, registry::query_taskdb_jobs,
         registry::put_template, registry::get_template, registry::list_templates,
-        agents::list, agents::get, agents::connect,
+        agents::list, agents::query, agents::get, agents::connect,
         healthz, metrics,
     ),
     components(schemas(ErrorBody, Health)),
@@ -77,6 +77,7 @@ pub fn router<S: Store + Clone>(node: Arc<Node<S>>) -> Router {
         .route("/v1/templates", get(registry::list_templates::<S>))
         .route("/v1/templates/{name}", get(registry::get_template::<S>).put(registry::put_template::<S>))
         .route("/v1/agents", get(agents::list::<S>))
+        .route("/v1/agents/query", post(agents::query::<S>))
         .route(xchange_ws::CONNECT_PATH, get(agents::connect::<S>))
         .route("/v1/agents/{id}", get(agents::get::<S>))
         .route("/healthz", get(healthz::<S>))

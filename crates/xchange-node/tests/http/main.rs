@@ -1,5 +1,6 @@
 //! The HTTP API, end to end: one test binary (meilisearch's layout) so that it links once.
 
+mod agents;
 mod common;
 mod durability;
 mod errors;
