@@ -54,7 +54,14 @@ impl AgentDirectory {
 
     /// The entry for a stored card: live status if the agent was seen since the start.
     pub fn entry(&self, id: &str, card: Value) -> AgentEntry {
-        self.get(id).unwrap_or(AgentEntry { id: id.to_owned(), card, connected: false, status: None, since_ms: None, sessions: 0 })
+        self.get(id).unwrap_or(AgentEntry {
+            id: id.to_owned(),
+            card,
+            connected: false,
+            status: None,
+            since_ms: None,
+            sessions: 0,
+        })
     }
 
     /// Every agent, in id order.
@@ -76,7 +83,8 @@ impl SessionObserver for AgentDirectory {
         let sessions = entries.get(&id).map_or(0, |e| e.sessions) + 1;
         let status = Some(Reason::of(Code::AgentConnected));
         let since_ms = Some(now_ms());
-        let entry = AgentEntry { id: id.clone(), card: card.clone(), connected: true, status, since_ms, sessions };
+        let entry =
+            AgentEntry { id: id.clone(), card: card.clone(), connected: true, status, since_ms, sessions };
         entries.insert(id.clone(), entry);
         let _ = self.cards.send((id, card));
     }

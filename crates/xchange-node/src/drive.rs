@@ -62,9 +62,16 @@ impl<S: Store + Clone> Node<S> {
             node.running.lock().remove(&job_id);
             node.jobs_by_task.lock().remove(&task);
         });
-        let manager = self.manager.clone();
+        let (node, taskdb) = (self.clone(), job.taskdb.clone());
         tokio::spawn(async move {
-            let outcome = manager.submit_with(submit).await;
+            // Private jobs go straight to a member (the private path): no call for proposals.
+            let outcome = match node.directed_contractor(&taskdb, &doc).await {
+                Ok(contractor) => {
+                    submit.contractor = contractor;
+                    node.manager.submit_with(submit).await
+                }
+                Err(e) => Err(TaskFailure::new(TaskState::Failed, e.code, e.message)),
+            };
             let _ = tx.send(Progress::Fallback(outcome));
         });
     }

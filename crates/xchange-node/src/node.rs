@@ -155,6 +155,8 @@ impl<S: Store + Clone> Node<S> {
         doc.check(now)?;
         validate::job_input(&self.store, &doc).await?;
         let taskdb = self.route(&mut doc, &raw).await?.taskdb;
+        // A private job needs a member to run it; refused now rather than failed later.
+        self.directed_contractor(&taskdb, &doc).await?;
         let body_hash = body_hash(&raw);
         let job_id = doc.job_id.get_or_insert_with(|| new_job_id(now, &body_hash)).clone();
         let document =

@@ -12,11 +12,11 @@ use xchange_store::{Store, StoreError};
 use xchange_ws::{max_frame_bytes, serve_session};
 
 use crate::agents::AgentEntry;
-use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::body::Strict;
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::page::{Page, PageQuery, QueryRequest, limit};
-use crate::query::{next_cursor, parse_filter};
 use crate::node::Node;
+use crate::query::{next_cursor, parse_filter};
 
 /// Opens an agent session: AIXP/1 over WebSocket (challenge, signed hello, welcome 5001,
 /// then envelopes both ways; see docs/agents.md).

@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod events;
 pub mod jobs;
+pub mod orgs;
 pub mod page;
 pub mod registry;
 
@@ -17,7 +18,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use serde::Serialize;
 use tokio::net::TcpListener;
 use utoipa::{OpenApi, ToSchema};
@@ -37,6 +38,8 @@ use crate::node::Node;
         events::stream, events::job_stream,
         registry::create_taskdb, registry::put_taskdb, registry::get_taskdb, registry::delete_taskdb,
         registry::list_taskdbs, registry::query_taskdbs, registry::query_taskdb_jobs,
+        orgs::create, orgs::put, orgs::get, orgs::delete, orgs::list,
+        orgs::subscribe, orgs::unsubscribe, orgs::subscribers,
         registry::put_template, registry::get_template, registry::list_templates,
         agents::list, agents::query, agents::get, agents::connect,
         healthz, metrics,
@@ -45,6 +48,7 @@ use crate::node::Node;
     tags(
         (name = "jobs", description = "Submit jobs and follow them to their result."),
         (name = "registry", description = "Task databases and the registry that finds them."),
+        (name = "orgs", description = "Organisations and subscriptions to task databases."),
         (name = "templates", description = "Named JSON Schemas that job inputs are checked against."),
         (name = "agents", description = "Agents connected over the WebSocket and their cards."),
         (name = "events", description = "Live events from the outbox, as server-sent events."),
@@ -74,6 +78,13 @@ pub fn router<S: Store + Clone>(node: Arc<Node<S>>) -> Router {
                 .delete(registry::delete_taskdb::<S>),
         )
         .route("/v1/taskdbs/{id}/jobs/query", post(registry::query_taskdb_jobs::<S>))
+        .route("/v1/taskdbs/{id}/subscribers", get(orgs::subscribers::<S>))
+        .route(
+            "/v1/taskdbs/{id}/subscribers/{subject_id}",
+            put(orgs::subscribe::<S>).delete(orgs::unsubscribe::<S>),
+        )
+        .route("/v1/orgs", post(orgs::create::<S>).get(orgs::list::<S>))
+        .route("/v1/orgs/{org_id}", get(orgs::get::<S>).put(orgs::put::<S>).delete(orgs::delete::<S>))
         .route("/v1/templates", get(registry::list_templates::<S>))
         .route("/v1/templates/{name}", get(registry::get_template::<S>).put(registry::put_template::<S>))
         .route("/v1/agents", get(agents::list::<S>))

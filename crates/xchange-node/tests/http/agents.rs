@@ -11,9 +11,16 @@ use xchange_ws::{ConnectOptions, RemoteAgent, connect};
 
 use crate::common::{TestNode, job, refused};
 
-async fn remote(base: &str, seed: u8, capability: &str) -> RemoteAgent {
+pub(crate) async fn remote(base: &str, seed: u8, capability: &str) -> RemoteAgent {
+    remote_priced(base, seed, capability, ContractorProfile::new(["x"]).price_per_unit).await
+}
+
+/// A remote echo agent asking `price` per unit.
+pub(crate) async fn remote_priced(base: &str, seed: u8, capability: &str, price: u64) -> RemoteAgent {
     let behavior = contractor_fn(|_ctx, spec| Execution::done(json!({"echo": spec.input.clone()})));
-    let options = ConnectOptions::new(AgentKey::from_seed([seed; 32]), ContractorProfile::new([capability]), behavior);
+    let mut profile = ContractorProfile::new([capability]);
+    profile.price_per_unit = price;
+    let options = ConnectOptions::new(AgentKey::from_seed([seed; 32]), profile, behavior);
     connect(base, options).await.expect("the agent connects")
 }
 
@@ -23,7 +30,7 @@ async fn status_of(t: &TestNode, id: &str) -> Value {
     entry
 }
 
-async fn wait_status(t: &TestNode, id: &str, code: u64) -> Value {
+pub(crate) async fn wait_status(t: &TestNode, id: &str, code: u64) -> Value {
     for _ in 0..200 {
         // The card is stored just after the welcome: not found for a moment.
         let (_, entry) = t.get(&format!("/v1/agents/{id}")).await;
@@ -47,9 +54,11 @@ async fn remote_agents_run_jobs_and_their_comings_and_goings_are_reported() {
     let done = t.wait_terminal("w1").await;
     assert_eq!(done["result"], json!({"echo": {"x": 1}}), "{done}");
 
-    let (status, found) = t.post("/v1/agents/query", &json!({"filter": {"capabilities": "remote-echo"}})).await;
+    let (status, found) =
+        t.post("/v1/agents/query", &json!({"filter": {"capabilities": "remote-echo"}})).await;
     assert_eq!(status, 200, "{found}");
-    let ids: Vec<&str> = found["items"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> =
+        found["items"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
     assert_eq!(ids, [polite_id.as_str()]);
     let (_, all) = t.get("/v1/agents").await;
     assert_eq!(all["items"].as_array().unwrap().len(), 2, "{all}");

@@ -6,6 +6,7 @@ mod durability;
 mod errors;
 mod events;
 mod jobs;
+mod orgs;
 mod registry;
 mod routing;
 mod system;
