@@ -56,27 +56,29 @@ impl<S: Store + Clone> Node<S> {
         self.running.lock().insert(job.job_id.clone(), task);
         self.jobs_by_task.lock().insert(task, (job.job_id.clone(), tx.clone()));
         let node = self.clone();
-        let job_id = job.job_id.clone();
+        let (job_id, taskdb, version) = (job.job_id.clone(), job.taskdb.clone(), job.version);
+        // One task per job: the submission and the driver run side by side in it.
         tokio::spawn(async move {
-            node.drive(&job_id, rx).await;
+            let submission = async {
+                // Private jobs go straight to a member (the private path): no call for proposals.
+                let outcome = match node.directed_contractor(&taskdb, &doc).await {
+                    Ok(contractor) => {
+                        submit.contractor = contractor;
+                        node.manager.submit_with(submit).await
+                    }
+                    Err(e) => Err(TaskFailure::new(TaskState::Failed, e.code, e.message)),
+                };
+                let _ = tx.send(Progress::Fallback(outcome));
+            };
+            tokio::join!(submission, node.drive(&job_id, version, rx));
             node.running.lock().remove(&job_id);
             node.jobs_by_task.lock().remove(&task);
         });
-        let (node, taskdb) = (self.clone(), job.taskdb.clone());
-        tokio::spawn(async move {
-            // Private jobs go straight to a member (the private path): no call for proposals.
-            let outcome = match node.directed_contractor(&taskdb, &doc).await {
-                Ok(contractor) => {
-                    submit.contractor = contractor;
-                    node.manager.submit_with(submit).await
-                }
-                Err(e) => Err(TaskFailure::new(TaskState::Failed, e.code, e.message)),
-            };
-            let _ = tx.send(Progress::Fallback(outcome));
-        });
     }
 
-    async fn drive(&self, job_id: &str, mut rx: mpsc::UnboundedReceiver<Progress>) {
+    /// Applies a job's progress in order; `version` is the job's version as this driver
+    /// last wrote it, so that a step costs one write and no read.
+    async fn drive(&self, job_id: &str, mut version: i64, mut rx: mpsc::UnboundedReceiver<Progress>) {
         let mut fallback = None;
         loop {
             let next = match fallback {
@@ -85,13 +87,15 @@ impl<S: Store + Clone> Node<S> {
             };
             match next {
                 Some(Progress::Step(state, detail)) => {
-                    self.advance(job_id, state, None, None, detail).await;
+                    self.advance(job_id, Some(&mut version), state, None, None, detail).await;
                 }
-                Some(Progress::Ended(outcome)) => return self.finish(job_id, outcome).await,
+                Some(Progress::Ended(outcome)) => {
+                    return self.finish(job_id, Some(&mut version), outcome).await;
+                }
                 Some(Progress::Fallback(outcome)) => fallback = Some(outcome),
                 None => {
                     if let Some(outcome) = fallback {
-                        self.finish(job_id, outcome).await;
+                        self.finish(job_id, Some(&mut version), outcome).await;
                     }
                     return;
                 }
@@ -99,8 +103,13 @@ impl<S: Store + Clone> Node<S> {
         }
     }
 
-    /// Records a job's terminal state.
-    pub(crate) async fn finish(&self, job_id: &str, outcome: Result<Arc<Value>, TaskFailure>) {
+    /// Records a job's terminal state (`version`: see [`Self::advance`]).
+    pub(crate) async fn finish(
+        &self,
+        job_id: &str,
+        version: Option<&mut i64>,
+        outcome: Result<Arc<Value>, TaskFailure>,
+    ) {
         let (state, result, code, detail) = match outcome {
             Ok(result) => {
                 let r = Value::clone(&result);
@@ -121,17 +130,19 @@ impl<S: Store + Clone> Node<S> {
             JobState::Expired => &self.metrics.jobs_expired,
             _ => &self.metrics.jobs_failed,
         };
-        if self.advance(job_id, state, result, Some(code), detail).await {
+        if self.advance(job_id, version, state, result, Some(code), detail).await {
             counter.fetch_add(1, Relaxed);
         }
     }
 
     /// Moves a job to `state` with its event, retrying when another writer got there
     /// first; a job that already ended is left alone. Returns whether the change was
-    /// written.
+    /// written. With `known`, the write assumes that version (and updates it), reading
+    /// the job only when another writer moved it.
     async fn advance(
         &self,
         job_id: &str,
+        mut known: Option<&mut i64>,
         state: JobState,
         result: Option<Value>,
         code: Option<Code>,
@@ -142,20 +153,22 @@ impl<S: Store + Clone> Node<S> {
             payload["code"] = json!(code.number());
             payload["code_name"] = json!(code.name());
         }
+        let mut assumed = known.as_deref().copied();
         loop {
-            let job = match self.store.get_job(job_id).await {
-                Ok(job) => job,
-                Err(e) => {
-                    tracing::error!(job = %job_id, error = %e, "cannot read job to record its progress");
-                    return false;
-                }
+            let expected_version = match assumed.take() {
+                Some(v) => v,
+                None => match self.store.get_job(job_id).await {
+                    Ok(job) if job.state.is_terminal() => return false,
+                    Ok(job) => job.version,
+                    Err(e) => {
+                        tracing::error!(job = %job_id, error = %e, "cannot read job to record its progress");
+                        return false;
+                    }
+                },
             };
-            if job.state.is_terminal() {
-                return false;
-            }
             let t = Transition {
                 job_id: job_id.to_owned(),
-                expected_version: job.version,
+                expected_version,
                 state,
                 result: result.clone(),
                 reason_code: code.map(|c| i32::from(c.number())),
@@ -163,7 +176,10 @@ impl<S: Store + Clone> Node<S> {
                 now_ms: now_ms() as i64,
             };
             match self.store.transition(t).await {
-                Ok(_) => {
+                Ok(job) => {
+                    if let Some(v) = known.as_deref_mut() {
+                        *v = job.version;
+                    }
                     self.note_events();
                     return true;
                 }

@@ -194,7 +194,7 @@ impl<S: Store + Clone> Node<S> {
             Some(task) => self.manager.cancel(task, reason.to_owned()),
             None => {
                 let failure = TaskFailure::new(TaskState::Cancelled, Code::Cancelled, reason);
-                self.finish(job_id, Err(failure)).await;
+                self.finish(job_id, None, Err(failure)).await;
             }
         }
         Ok(job)

@@ -195,12 +195,17 @@ impl<S: Store + Clone> Node<S> {
         taskdb: &str,
         doc: &crate::job::JobDocument,
     ) -> ApiResult<Option<AgentId>> {
+        let public_job = doc.visibility == crate::job::Visibility::Public;
+        // The global database is public (it cannot be made private): no read on the hot path.
+        if public_job && taskdb == xchange_protocol::GLOBAL_POOL {
+            return Ok(None);
+        }
         let private_db = match self.store.get_taskdb(taskdb).await {
             Ok(db) => db.document["accessibility_data"]["visibility"] == "private",
             Err(StoreError::NotFound { .. }) => false,
             Err(e) => return Err(e.into()),
         };
-        if !private_db && doc.visibility == crate::job::Visibility::Public {
+        if !private_db && public_job {
             return Ok(None);
         }
         self.private_contractor(taskdb, &doc.capability).await.map(Some)

@@ -81,6 +81,18 @@ impl TaskDbEntry {
         Ok(())
     }
 
+    /// Refuses making the global database private: every job without a route lands there.
+    fn check_global(&self) -> ApiResult<()> {
+        if self.task_listing_db_id == GLOBAL_POOL && self.visibility() == Some("private") {
+            return Err(ApiError::new(
+                xchange_protocol::Code::Forbidden,
+                "the global task database stays public",
+            )
+            .at("accessibility_data.visibility"));
+        }
+        Ok(())
+    }
+
     /// `public` unless `accessibility_data.visibility` says `private`.
     fn visibility(&self) -> Option<&str> {
         match self.accessibility_data.get("visibility") {
@@ -99,6 +111,7 @@ impl<S: Store + Clone> Node<S> {
         expected_version: Option<i64>,
     ) -> ApiResult<TaskDbView> {
         entry.check()?;
+        entry.check_global()?;
         let id = entry.task_listing_db_id.clone();
         let doc = serde_json::to_value(&entry).map_err(|e| ApiError::invalid(e.to_string()))?;
         let stored = self.store.put_taskdb(&id, doc, expected_version, now_ms() as i64).await;

@@ -82,6 +82,10 @@ async fn registry_refusals() {
     );
     let r = t.http.delete(t.url("/v1/taskdbs/global")).send().await.unwrap();
     assert_eq!(r.status(), 403);
+    let private_global =
+        json!({"task_listing_db_id": "global", "accessibility_data": {"visibility": "private"}});
+    let r = t.http.put(t.url("/v1/taskdbs/global")).json(&private_global).send().await.unwrap();
+    assert_eq!(r.status(), 403);
     let r = t.http.delete(t.url("/v1/taskdbs/y")).send().await.unwrap();
     assert_eq!(r.status(), 204);
     refused(&t.get("/v1/taskdbs/y").await, 404, 5020);
