@@ -96,6 +96,7 @@ pub fn router<S: Store + Clone>(node: Arc<Node<S>>) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(node.clone(), require_token::<S>))
         .layer(middleware::from_fn_with_state(node.clone(), count_errors::<S>))
         .with_state(node);
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
@@ -122,6 +123,40 @@ async fn no_route() -> ApiError {
 
 async fn no_method() -> ApiError {
     ApiError::invalid("this endpoint does not take that method; see /openapi.json")
+}
+
+/// With tokens configured, every API call must carry one (`Authorization: Bearer T`), else
+/// 401 `unauthenticated` (5004). Health, metrics and the API documents stay open; agents
+/// present their token inside the signed WebSocket hello instead.
+async fn require_token<S: Store + Clone>(
+    State(node): State<Arc<Node<S>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let tokens = &node.config.tokens;
+    let path = request.uri().path();
+    let open = !path.starts_with("/v1/") || path == xchange_ws::CONNECT_PATH;
+    if tokens.is_empty() || open {
+        return next.run(request).await;
+    }
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let known = given.is_some_and(|g| tokens.iter().any(|t| constant_time_eq(g.as_bytes(), t.as_bytes())));
+    if known {
+        return next.run(request).await;
+    }
+    let message =
+        if given.is_some() { "the bearer token is not valid" } else { "a bearer token is required" };
+    ApiError::new(Code::Unauthenticated, message).at("Authorization").into_response()
+}
+
+/// Compares without stopping at the first difference: timing tells nothing of a guess.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn count_errors<S: Store + Clone>(
