@@ -23,7 +23,9 @@ use crate::stats::Latencies;
 /// Options of `xchange bench submit`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct SubmitArgs {
-    /// Store URL; default: a fresh SQLite file in a temporary folder.
+    /// Store URL; default: a fresh SQLite file in a temporary folder. Give PostgreSQL a
+    /// fresh schema (`?options=-c%20search_path%3DNAME`): the node resumes the jobs an
+    /// earlier run left unfinished, which would load this one.
     #[arg(long)]
     store: Option<String>,
     /// Jobs to submit.
