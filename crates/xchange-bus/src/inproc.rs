@@ -1,15 +1,16 @@
 //! The in-process bus: a routing table of inboxes, nothing else on the hot path.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use parking_lot::{Mutex, RwLock};
-use xchange_protocol::{AgentId, EdgeLimits, Envelope, Recipient, is_valid_name};
+use xchange_protocol::{EdgeLimits, Envelope, Recipient, is_valid_name};
 
 use crate::counters::{BusCounters, Stats};
 use crate::edge::{Edge, EdgeMode};
+use crate::route_table::{AgentRoutes, Route, Sub, Subs};
 use crate::types::{BusError, Inbox, SubscriptionId, Topic};
 use crate::{Bus, MsClock};
 
@@ -17,182 +18,34 @@ use crate::{Bus, MsClock};
 /// one lock, two shard threads would bounce its cache line on every message.
 const STRIPES: usize = 16;
 
-/// Hashes an [`AgentId`] by its first eight bytes, which are already well spread.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct AgentKey(AgentId);
-
-impl Hash for AgentKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.0.short());
-    }
-}
-
-#[derive(Default)]
-struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Only reached if a key other than AgentKey is ever hashed with this hasher.
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
 type FastStr = foldhash::fast::RandomState;
-
-struct Sub {
-    id: u64,
-    inbox: Inbox,
-    /// Unsubscribed, not yet compacted away.
-    gone: bool,
-}
-
-/// The subscribers of one topic, in subscription order.
-///
-/// Ids grow with every subscription, so the list is sorted by id: unsubscribing finds the
-/// entry by binary search, marks it gone, and compacts once half the list is gone. A pool
-/// subject with 100,000 subscribers would otherwise cost a scan per unsubscribe.
-#[derive(Default)]
-struct Subs {
-    list: Vec<Sub>,
-    gone: usize,
-}
-
-impl Subs {
-    fn push(&mut self, sub: Sub) {
-        self.list.push(sub);
-    }
-
-    fn remove(&mut self, id: u64) {
-        if let Ok(i) = self.list.binary_search_by_key(&id, |s| s.id)
-            && !self.list[i].gone
-        {
-            self.list[i].gone = true;
-            self.gone += 1;
-        }
-        if self.gone * 2 > self.list.len() {
-            self.list.retain(|s| !s.gone);
-            self.gone = 0;
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.list.len() == self.gone
-    }
-
-    /// The one subscriber, when there is exactly one (the usual agent inbox).
-    fn only(&self) -> Option<&Sub> {
-        match self.list.as_slice() {
-            [only] if !only.gone => Some(only),
-            _ => None,
-        }
-    }
-
-    fn live(&self) -> impl Iterator<Item = &Sub> {
-        self.list.iter().filter(|s| !s.gone)
-    }
-}
-
-/// The subscribers of one agent's inbox: almost always exactly one, kept inline so that
-/// routing to one agent among a hundred thousand costs one cache miss less.
-///
-/// The single case is 32 bytes (the `Many` case is boxed), so that with its 32-byte key a
-/// table entry fills one cache line.
-enum AgentSubs {
-    One { id: u64, inbox: Inbox },
-    Many(Box<Subs>),
-}
-
-impl Default for AgentSubs {
-    fn default() -> Self {
-        Self::Many(Box::default())
-    }
-}
-
-impl AgentSubs {
-    fn push(&mut self, sub: Sub) {
-        match self {
-            Self::Many(subs) if subs.is_empty() => *self = Self::One { id: sub.id, inbox: sub.inbox },
-            Self::Many(subs) => subs.push(sub),
-            Self::One { .. } => {
-                let Self::One { id, inbox } = std::mem::take(self) else { unreachable!("matched One") };
-                let mut subs = Box::<Subs>::default();
-                subs.push(Sub { id, inbox, gone: false });
-                subs.push(sub);
-                *self = Self::Many(subs);
-            }
-        }
-    }
-
-    fn remove(&mut self, id: u64) {
-        match self {
-            Self::One { id: own, .. } if *own == id => *self = Self::default(),
-            Self::One { .. } => {}
-            Self::Many(subs) => subs.remove(id),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        match self {
-            Self::One { .. } => false,
-            Self::Many(subs) => subs.is_empty(),
-        }
-    }
-
-    fn as_subs(&self) -> Route<'_> {
-        match self {
-            Self::One { inbox, .. } => Route::One(inbox),
-            Self::Many(subs) => match subs.only() {
-                Some(sub) => Route::One(&sub.inbox),
-                None => Route::Many(subs),
-            },
-        }
-    }
-}
-
-/// Where one published message goes.
-enum Route<'a> {
-    One(&'a Inbox),
-    Many(&'a Subs),
-}
 
 type Capabilities = HashMap<Arc<str>, Subs, FastStr>;
 
 #[derive(Default)]
 struct Table {
-    agents: HashMap<AgentKey, AgentSubs, BuildHasherDefault<PassThrough>>,
+    agents: AgentRoutes,
     // pool -> capability -> subscribers: nested so a lookup borrows the message's `&str`s.
     pools: HashMap<Arc<str>, Capabilities, FastStr>,
 }
 
 impl Table {
-    fn add(&mut self, topic: &Topic, sub: Sub) {
+    fn add(&mut self, topic: &Topic, id: u64, inbox: Inbox) {
         match topic {
-            Topic::Agent(a) => self.agents.entry(AgentKey(*a)).or_default().push(sub),
-            Topic::Pool { pool, capability } => {
-                self.pools.entry(pool.clone()).or_default().entry(capability.clone()).or_default().push(sub)
-            }
+            Topic::Agent(a) => self.agents.add(*a, id, inbox),
+            Topic::Pool { pool, capability } => self
+                .pools
+                .entry(pool.clone())
+                .or_default()
+                .entry(capability.clone())
+                .or_default()
+                .push(Sub::new(id, inbox)),
         }
     }
 
     fn remove(&mut self, topic: &Topic, id: u64) {
         match topic {
-            Topic::Agent(a) => {
-                let key = AgentKey(*a);
-                if let Some(subs) = self.agents.get_mut(&key) {
-                    subs.remove(id);
-                    if subs.is_empty() {
-                        self.agents.remove(&key);
-                    }
-                }
-            }
+            Topic::Agent(a) => self.agents.remove(a, id),
             Topic::Pool { pool, capability } => {
                 if let Some(caps) = self.pools.get_mut(pool) {
                     if let Some(subs) = caps.get_mut(capability) {
@@ -205,6 +58,15 @@ impl Table {
                         self.pools.remove(pool);
                     }
                 }
+            }
+        }
+    }
+
+    fn route(&self, to: &Recipient) -> Option<Route<'_>> {
+        match to {
+            Recipient::Agent(a) => self.agents.route(a),
+            Recipient::Pool { pool, capability } => {
+                self.pools.get(&**pool).and_then(|c| c.get(&**capability)).and_then(Route::to)
             }
         }
     }
@@ -273,38 +135,12 @@ impl InProcBus {
     fn route(&self, msg: Arc<Envelope>) {
         let kind = msg.kind();
         let table = self.stripe_of(&msg.to).read();
-        let route = match &msg.to {
-            Recipient::Agent(a) => {
-                table.agents.get(&AgentKey(*a)).filter(|s| !s.is_empty()).map(AgentSubs::as_subs)
-            }
-            Recipient::Pool { pool, capability } => table
-                .pools
-                .get(&**pool)
-                .and_then(|c| c.get(&**capability))
-                .filter(|s| !s.is_empty())
-                .map(|s| s.only().map_or(Route::Many(s), |sub| Route::One(&sub.inbox))),
-        };
-        let Some(route) = route else {
+        let Some(route) = table.route(&msg.to) else {
             drop(table);
             self.stats.dropped(1);
             return;
         };
-        let (mut delivered, mut dead) = (0, 0);
-        match route {
-            // The common case (one agent inbox): move the Arc instead of cloning it.
-            Route::One(only) => {
-                if only.deliver(msg) {
-                    delivered += 1
-                } else {
-                    dead += 1
-                }
-            }
-            Route::Many(subs) => {
-                for s in subs.live() {
-                    if s.inbox.deliver(msg.clone()) { delivered += 1 } else { dead += 1 }
-                }
-            }
-        }
+        let (delivered, dead) = route.deliver(msg);
         drop(table);
         if delivered > 0 {
             self.stats.delivered(kind, delivered);
@@ -345,7 +181,7 @@ impl Bus for InProcBus {
         let id = self.next_id.fetch_add(1, Relaxed);
         // Register the id first so that a concurrent unsubscribe of it can find the topic.
         self.topics.lock().insert(id, topic.clone());
-        self.stripe_of_topic(&topic).write().add(&topic, Sub { id, inbox, gone: false });
+        self.stripe_of_topic(&topic).write().add(&topic, id, inbox);
         Ok(SubscriptionId(id))
     }
 
@@ -428,12 +264,5 @@ mod tests {
         let err = bus.subscribe(Topic::pool("a.b", "x"), inbox.clone()).unwrap_err();
         assert!(matches!(err, BusError::InvalidTopic { .. }), "{err}");
         assert!(bus.subscribe(Topic::pool("p", "*"), inbox).is_err());
-    }
-
-    #[test]
-    fn pass_through_hash_uses_the_short_id() {
-        let id = AgentId::from_index(3, 9);
-        let h = BuildHasherDefault::<PassThrough>::default().hash_one(AgentKey(id));
-        assert_eq!(h, id.short());
     }
 }

@@ -22,6 +22,7 @@
 mod counters;
 mod edge;
 mod inproc;
+mod route_table;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
 mod types;

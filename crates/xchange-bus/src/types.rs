@@ -110,6 +110,15 @@ impl Inbox {
         self.token
     }
 
+    /// The sink behind the inbox (the bus's routing table keeps an agent's inbox in parts).
+    pub(crate) fn sink(&self) -> &dyn DeliverySink {
+        &*self.sink
+    }
+
+    pub(crate) fn into_parts(self) -> (Arc<dyn DeliverySink>, u32) {
+        (self.sink, self.token)
+    }
+
     /// Delivers `msg`; `false` when the receiver is gone.
     pub fn deliver(&self, msg: Arc<Envelope>) -> bool {
         self.sink.deliver(Delivery { token: self.token, msg })

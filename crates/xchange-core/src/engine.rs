@@ -124,6 +124,11 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// How many leading bytes of an engine handling any message touches: every field before
+    /// the counters, and the first two counters (messages sent and received). A host that
+    /// keeps engines inline prefetches this much before it wakes one.
+    pub const HOT_BYTES: usize = std::mem::offset_of!(Self, counters) + 2 * size_of::<u64>();
+
     /// A fresh engine for agent `id`. Agents with a `profile` take work; all can manage.
     pub fn new(
         id: AgentId,

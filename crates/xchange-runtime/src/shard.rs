@@ -28,10 +28,10 @@ use crate::error::{RuntimeError, TaskFailure};
 use crate::shared::{EventBatch, Shared};
 use crate::verify::SchemaCache;
 
-/// Messages drained per batch: large enough to amortise the wake-up, small enough to keep
-/// timers punctual.
 /// How many messages ahead the shard asks for the slot of a delivery.
 const PREFETCH_AHEAD: usize = 12;
+/// Messages drained per batch: large enough to amortise the wake-up, small enough to keep
+/// timers punctual.
 const BATCH: usize = 1024;
 pub(crate) const NEVER: Micros = Micros::MAX;
 /// Batches drained while due timers wait (see `run`).
@@ -105,27 +105,37 @@ pub(crate) struct NewAgent {
     pub(crate) restore: Option<(u64, Vec<TaskRecord>)>,
 }
 
-// Laid out by hand: what every delivery touches (the engine and its deadline) first, so that
-// waking one agent among a hundred thousand costs one cache line of its slot.
-#[repr(C)]
+// Laid out by hand, on a cache-line boundary: the slot's own fields that deliveries read
+// (the deadline after every step; behaviour, id and incarnation to bid and to execute) fill
+// exactly the first line, the engine's hot prefix follows from the second, and what only
+// commands and lifecycle changes read comes last. Waking one agent among a hundred thousand
+// then costs `HOT_LINES` lines, all prefetched (see `Shard::prefetch`).
+#[repr(C, align(64))]
 pub(crate) struct Slot {
     /// The deadline pushed on the timer heap for this agent; other entries are stale.
     pub(crate) scheduled: Micros,
+    pub(crate) incarnation: u64,
+    pub(crate) behavior: Arc<dyn Contractor>,
+    pub(crate) id: AgentId,
     /// Inline, not boxed: waking one agent among a hundred thousand then costs no pointer
     /// chase (and no page-table walk) beyond its slot.
     pub(crate) engine: Option<Engine>,
-    pub(crate) incarnation: u64,
-    pub(crate) behavior: Arc<dyn Contractor>,
+    /// Boxed: an expanded Ed25519 key is ~200 bytes, and most agents never sign. Read only
+    /// when signing is on, which costs far more than a cache miss anyway.
+    pub(crate) key: Option<Box<AgentKey>>,
     pub(crate) running: HashMap<(TaskId, u32), AbortHandle>,
     pub(crate) waiters: HashMap<TaskId, Reply>,
-    pub(crate) id: AgentId,
-    /// Boxed: an expanded Ed25519 key is ~200 bytes, and most agents never sign.
-    pub(crate) key: Option<Box<AgentKey>>,
     pub(crate) profile: Option<ContractorProfile>,
     pub(crate) manages: bool,
     pub(crate) seed: u64,
     pub(crate) subs: Vec<SubscriptionId>,
 }
+
+const _: () = assert!(std::mem::offset_of!(Slot, engine) == 64, "the hot slot fields fill the first line");
+
+/// The cache lines of a slot that a delivery touches: its first line and the engine's hot
+/// prefix (`Option<Engine>` has no tag of its own: the engine's `Arc` is the niche).
+const HOT_LINES: usize = (std::mem::offset_of!(Slot, engine) + Engine::HOT_BYTES).div_ceil(64);
 
 pub(crate) enum Work {
     /// An input, and the task it submits (so that a refusal can answer the submitter).
@@ -256,9 +266,7 @@ impl Shard {
             // SAFETY: a prefetch is only a hint: it never faults and reads nothing into the
             // program, and the address is that of a live slot anyway.
             unsafe {
-                // The engine's hot fields, up to its first counters, fill the first seven
-                // lines of the slot.
-                for line in 0..7 {
+                for line in 0..HOT_LINES {
                     _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(64 * line));
                 }
             }
