@@ -83,7 +83,7 @@ async fn serve(config: NodeConfig) -> anyhow::Result<()> {
         Node::start(config, store.clone()).await.map_err(|e| anyhow::anyhow!("starting the node: {e}"))?;
     println!(
         "xchange serve: listening on http://{addr} (store {}, API docs at http://{addr}/docs)",
-        redact(&url)
+        xchange_store::redact_url(&url)
     );
     xchange_node::run(listener, node.clone(), async {
         if let Err(e) = crate::process::terminated().await {
@@ -96,27 +96,4 @@ async fn serve(config: NodeConfig) -> anyhow::Result<()> {
     node.shutdown().await;
     xchange_store::Store::close(&store).await;
     Ok(())
-}
-
-/// The URL without its password.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => match url[s + 3..at].find(':') {
-            Some(c) => format!("{}***{}", &url[..s + 3 + c + 1], &url[at..]),
-            None => url.to_owned(),
-        },
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_are_not_printed() {
-        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
-    }
 }

@@ -36,7 +36,7 @@ pub(crate) enum Progress {
 }
 
 /// Where a running job's progress goes.
-pub(crate) type JobLine = (String, mpsc::UnboundedSender<Progress>);
+pub(crate) type JobLine = mpsc::UnboundedSender<Progress>;
 
 impl<S: Store + Clone> Node<S> {
     /// Hands a stored job to the node's manager and starts its driver.
@@ -54,7 +54,7 @@ impl<S: Store + Clone> Node<S> {
         submit.budget = doc.budget.map(|b| b.or(EngineConfig::default().default_budget));
         let (tx, rx) = mpsc::unbounded_channel();
         self.running.lock().insert(job.job_id.clone(), task);
-        self.jobs_by_task.lock().insert(task, (job.job_id.clone(), tx.clone()));
+        self.jobs_by_task.lock().insert(task, tx.clone());
         let node = self.clone();
         let (job_id, taskdb, version) = (job.job_id.clone(), job.taskdb.clone(), job.version);
         // One task per job: the submission and the driver run side by side in it.
@@ -205,7 +205,7 @@ impl<S: Store + Clone> Node<S> {
                 }
                 let task = event.task();
                 let Some(progress) = progress(event.kind) else { continue };
-                if let Some((_, line)) = self.jobs_by_task.lock().get(&task) {
+                if let Some(line) = self.jobs_by_task.lock().get(&task) {
                     let _ = line.send(progress);
                 }
             }

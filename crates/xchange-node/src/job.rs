@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
-use xchange_protocol::{Budget, Code, GLOBAL_POOL, TaskSpec, is_valid_name};
+use xchange_protocol::{Budget, Code, TaskSpec, is_valid_name};
 use xchange_store::{Job, JobState};
 
 use crate::error::ApiError;
@@ -211,11 +211,6 @@ impl JobDocument {
             retry_limit: self.retry_limit.unwrap_or(default_retry_limit),
         }
     }
-
-    /// The task database named by the document, or the global one.
-    pub fn named_taskdb(&self) -> &str {
-        self.task_db_id.as_deref().unwrap_or(GLOBAL_POOL)
-    }
 }
 
 /// Refuses an empty, over-long or non-printable job id.
@@ -311,7 +306,7 @@ mod tests {
         let d = doc(minimal());
         assert_eq!(d.job_completion_mode, CompletionMode::SingleWindow);
         assert_eq!(d.visibility, Visibility::Public);
-        assert_eq!(d.named_taskdb(), GLOBAL_POOL);
+        assert_eq!(d.task_db_id, None);
         assert!(d.check(0).is_ok());
         let spec = d.task_spec("global", 3);
         assert_eq!((&*spec.capability, spec.retry_limit, spec.input.clone()), ("echo", 3, Value::Null));

@@ -154,9 +154,12 @@ impl<S: Store + Clone> Node<S> {
         let mut doc: JobDocument = crate::body::from_value(raw.clone())?;
         doc.check(now)?;
         validate::job_input(&self.store, &doc).await?;
-        let taskdb = self.route(&mut doc, &raw).await?.taskdb;
+        let routed = self.route(&mut doc, &raw).await?;
         // A private job needs a member to run it; refused now rather than failed later.
-        self.directed_contractor(&taskdb, &doc).await?;
+        if routed.private {
+            self.private_contractor(&routed.taskdb, &doc.capability).await?;
+        }
+        let taskdb = routed.taskdb;
         let body_hash = body_hash(&raw);
         let job_id = doc.job_id.get_or_insert_with(|| new_job_id(now, &body_hash)).clone();
         let document =

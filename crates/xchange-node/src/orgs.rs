@@ -201,7 +201,7 @@ impl<S: Store + Clone> Node<S> {
             return Ok(None);
         }
         let private_db = match self.store.get_taskdb(taskdb).await {
-            Ok(db) => db.document["accessibility_data"]["visibility"] == "private",
+            Ok(db) => crate::routing::is_private(&db.document),
             Err(StoreError::NotFound { .. }) => false,
             Err(e) => return Err(e.into()),
         };

@@ -12,11 +12,8 @@ use xchange_rules::{Decision, Route, Rules};
 use xchange_store::{Store, StoreError};
 
 use crate::error::{ApiError, ApiResult};
-use crate::job::JobDocument;
+use crate::job::{JobDocument, Visibility};
 use crate::node::{Node, now_ms};
-
-/// How far one search reads the registry.
-const SEARCH_SCAN: usize = 10_000;
 
 /// Where a job goes and why.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -25,6 +22,9 @@ pub struct Routed {
     pub taskdb: String,
     /// How it was chosen: `task_db_id`, `search`, `rule:NAME` or `default`.
     pub decided_by: String,
+    /// Whether the job takes the private path (its database or the job itself is private):
+    /// awarded directly to a connected member, never announced.
+    pub private: bool,
     /// The priority the job runs with (a rule may have set it).
     pub job_priority_value: i64,
     /// The job's tags after the rules added theirs.
@@ -50,7 +50,7 @@ impl<S: Store + Clone> Node<S> {
             .rules
             .evaluate(raw, now_ms() as i64)
             .map_err(|e| ApiError::schema(e.to_string()).at(xchange_rules::TASK_DB_ID_FIELD))?;
-        let (taskdb, decided_by) = match (&doc.task_db_id, &doc.search, &decision.route) {
+        let ((taskdb, private_db), decided_by) = match (&doc.task_db_id, &doc.search, &decision.route) {
             (Some(db), _, _) => (self.existing_taskdb(db, "task_db_id").await?, "task_db_id".to_owned()),
             (None, Some(search), _) => {
                 let filter = Filter::parse(search).map_err(|e| ApiError::filter(&e, "search"))?;
@@ -62,7 +62,7 @@ impl<S: Store + Clone> Node<S> {
             (None, None, Route::Search(search)) => {
                 (self.search_taskdb(search.filter(), "rules").await?, decided(&decision))
             }
-            (None, None, Route::Global) => (GLOBAL_POOL.to_owned(), decided(&decision)),
+            (None, None, Route::Global) => ((GLOBAL_POOL.to_owned(), false), decided(&decision)),
         };
         if let Some(priority) = decision.priority {
             doc.job_priority_value = priority;
@@ -76,38 +76,38 @@ impl<S: Store + Clone> Node<S> {
         Ok(Routed {
             taskdb,
             decided_by,
+            private: private_db || doc.visibility == Visibility::Private,
             job_priority_value: doc.job_priority_value,
             tags: doc.tags.clone(),
             trace,
         })
     }
 
-    async fn existing_taskdb(&self, name: &str, field: &str) -> ApiResult<String> {
+    /// The named task database and whether it is private.
+    async fn existing_taskdb(&self, name: &str, field: &str) -> ApiResult<(String, bool)> {
         if name == GLOBAL_POOL {
-            return Ok(name.to_owned());
+            return Ok((name.to_owned(), false));
         }
         match self.store.get_taskdb(name).await {
-            Ok(_) => Ok(name.to_owned()),
+            Ok(db) => Ok((db.task_listing_db_id, is_private(&db.document))),
             Err(StoreError::NotFound { .. }) => Err(ApiError::not_found("task database", name).at(field)),
             Err(e) => Err(e.into()),
         }
     }
 
-    /// The first registry entry, in key order, that `filter` matches.
-    async fn search_taskdb(&self, filter: &Filter, field: &str) -> ApiResult<String> {
-        let mut after: Option<String> = None;
-        let mut scanned = 0;
-        while scanned < SEARCH_SCAN {
-            let page = self.store.list_taskdbs(after.as_deref(), 500).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.task_listing_db_id.clone());
-            scanned += page.len();
-            if let Some(db) = page.iter().find(|db| filter.matches(&db.document)) {
-                return Ok(db.task_listing_db_id.clone());
-            }
+    /// The first registry entry, in key order, that `filter` matches, and whether it is
+    /// private.
+    async fn search_taskdb(&self, filter: &Filter, field: &str) -> ApiResult<(String, bool)> {
+        if let Some(db) = self.store.find_taskdbs(filter, None, 1).await?.into_iter().next() {
+            return Ok((db.task_listing_db_id, is_private(&db.document)));
         }
         Err(ApiError::new(Code::NotFound, "no task database in the registry matches the search").at(field))
     }
+}
+
+/// Whether a registry entry says its jobs are for its members only.
+pub(crate) fn is_private(entry: &Value) -> bool {
+    entry["accessibility_data"]["visibility"] == "private"
 }
 
 fn decided(decision: &Decision) -> String {

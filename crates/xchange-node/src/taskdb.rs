@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 use xchange_protocol::{GLOBAL_POOL, is_valid_name};
-use xchange_store::{JobState, Store, StoreError, TaskDb};
+use xchange_store::{JobState, Store, StoreError, TaskDb, TaskDbJobCounts};
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::page::{Page, QueryRequest, limit};
@@ -125,13 +125,13 @@ impl<S: Store + Clone> Node<S> {
             }
             other => other?,
         };
-        self.taskdb_view(stored).await
+        self.taskdb_view(stored, &self.store.job_counts_by_taskdb().await?).await
     }
 
     /// The entry with its statistics.
     pub async fn get_taskdb(&self, id: &str) -> ApiResult<TaskDbView> {
         match self.store.get_taskdb(id).await {
-            Ok(db) => self.taskdb_view(db).await,
+            Ok(db) => self.taskdb_view(db, &self.store.job_counts_by_taskdb().await?).await,
             Err(StoreError::NotFound { .. }) => Err(ApiError::not_found("task database", id)),
             Err(e) => Err(e.into()),
         }
@@ -159,9 +159,11 @@ impl<S: Store + Clone> Node<S> {
             None => self.store.list_taskdbs(after, limit).await?,
         };
         let next = next_cursor(&dbs, limit, |d| &d.task_listing_db_id);
+        // One count for the whole page: the store answers it for every database at once.
+        let counts = self.store.job_counts_by_taskdb().await?;
         let mut items = Vec::with_capacity(dbs.len());
         for db in dbs {
-            items.push(self.taskdb_view(db).await?);
+            items.push(self.taskdb_view(db, &counts).await?);
         }
         Ok(Page { items, next })
     }
@@ -179,17 +181,17 @@ impl<S: Store + Clone> Node<S> {
         }
     }
 
-    async fn taskdb_view(&self, db: TaskDb) -> ApiResult<TaskDbView> {
+    async fn taskdb_view(&self, db: TaskDb, counts: &[TaskDbJobCounts]) -> ApiResult<TaskDbView> {
         let mut entry = db.document;
-        entry["task_db_aggregate_performance_stats"] = self.taskdb_stats(&db.task_listing_db_id).await?;
+        entry["task_db_aggregate_performance_stats"] =
+            self.taskdb_stats(&db.task_listing_db_id, counts).await?;
         Ok(TaskDbView { entry, version: db.version, created_ms: db.created_ms, updated_ms: db.updated_ms })
     }
 
     /// Jobs by state, completion rate and submit-to-end latency percentiles of completed
     /// jobs, read from the store's indexes over what actually ran.
-    async fn taskdb_stats(&self, id: &str) -> ApiResult<Value> {
-        let counts = self.store.job_counts_by_taskdb().await?;
-        let by_state = counts.into_iter().find(|c| c.taskdb == id).map(|c| c.counts).unwrap_or_default();
+    async fn taskdb_stats(&self, id: &str, counts: &[TaskDbJobCounts]) -> ApiResult<Value> {
+        let by_state = counts.iter().find(|c| c.taskdb == id).map(|c| c.counts.clone()).unwrap_or_default();
         let total: u64 = by_state.values().sum();
         let count = |s: JobState| by_state.get(&s).copied().unwrap_or(0);
         let ended = count(JobState::Completed) + count(JobState::Failed) + count(JobState::Expired);

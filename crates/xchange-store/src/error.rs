@@ -137,7 +137,7 @@ impl StoreError {
 
 /// The URL with its password, if any, replaced by `***`: URLs end up in error messages and
 /// logs, passwords must not.
-pub(crate) fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_owned();
     };

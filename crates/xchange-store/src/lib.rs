@@ -106,7 +106,7 @@ mod store;
 mod testing;
 
 pub use any::{AnyStore, open};
-pub use error::StoreError;
+pub use error::{StoreError, redact_url};
 #[cfg(feature = "testsuite")]
 pub use faulty::FaultyStore;
 pub use job::{Event, JOB_POSTING, Job, JobState, NewEvent, NewJob, Submitted, Transition};

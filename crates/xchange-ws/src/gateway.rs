@@ -32,10 +32,16 @@ pub fn static_token(token: impl Into<String>) -> TokenCheck {
 /// A check that accepts any of `tokens` (several, so that tokens can be rotated).
 pub fn static_tokens(tokens: Vec<String>) -> TokenCheck {
     Arc::new(move |given, _| match given {
-        Some(given) if tokens.iter().any(|t| constant_time_eq(given.as_bytes(), t.as_bytes())) => Ok(()),
+        Some(given) if token_matches(given, &tokens) => Ok(()),
         Some(_) => Err(Refusal::new(Code::Unauthenticated, "the token is not valid")),
         None => Err(Refusal::new(Code::Unauthenticated, "a token is required")),
     })
+}
+
+/// Whether `given` is one of `tokens`, compared in constant time (the HTTP API checks its
+/// bearer tokens with the same function).
+pub fn token_matches(given: &str, tokens: &[String]) -> bool {
+    tokens.iter().any(|t| constant_time_eq(given.as_bytes(), t.as_bytes()))
 }
 
 /// Compares without stopping at the first difference, so that timing tells nothing about

@@ -41,6 +41,7 @@ pub use frames::{
 };
 pub use gateway::{
     Gateway, GatewayConfig, GatewayStats, SessionObserver, TokenCheck, static_token, static_tokens,
+    token_matches,
 };
 pub use server::{SessionEnd, serve_session};
 pub use socket::{TextFrames, session_url};

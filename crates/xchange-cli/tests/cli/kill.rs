@@ -2,7 +2,7 @@
 //! was acknowledged with a 201 is found after the restarts and carried to completion.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
@@ -19,13 +19,7 @@ struct Server {
 
 impl Server {
     fn start(port: u16, data: &std::path::Path, store: Option<&str>) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xchange"));
-        cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"]).arg(data);
-        if let Some(url) = store {
-            cmd.args(["--store", url]);
-        }
-        let child = cmd.env("RUST_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-        Self { child }
+        Self { child: crate::procs::serve(port, data, store) }
     }
 
     /// SIGKILL: no shutdown code runs.
@@ -35,37 +29,20 @@ impl Server {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-async fn wait_ready(http: &reqwest::Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(r) = http.get(format!("{base}/healthz")).send().await
-            && r.status() == 200
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the server did not come up at {base}");
-}
-
 /// Kills the server `KILLS` times under concurrent submissions, then checks every
 /// acknowledged job.
 pub(crate) async fn kill_and_recover(store: Option<&str>, tag: &str) {
     let data = std::env::temp_dir().join(format!("xchange-kill-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    let port = free_port();
+    let port = crate::procs::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     let acked: Arc<Mutex<BTreeMap<String, Value>>> = Arc::default();
     let in_flight = Arc::new(AtomicU64::new(0));
     let next = Arc::new(AtomicU64::new(0));
     let mut server = Server::start(port, &data, store);
-    wait_ready(&http, &base).await;
-    let mut agent = crate::agent::Agent::start(&base, "echo", "cat");
+    crate::procs::wait_ready(&http, &base).await;
+    let mut agent = crate::procs::Agent::start(&base, "echo", "cat");
 
     for round in 0..KILLS {
         let acked_before_round = acked.lock().len();
@@ -116,9 +93,9 @@ pub(crate) async fn kill_and_recover(store: Option<&str>, tag: &str) {
         }
         assert!(before > acked_before_round, "round {round}: no job was acknowledged before the kill");
         server = Server::start(port, &data, store);
-        wait_ready(&http, &base).await;
+        crate::procs::wait_ready(&http, &base).await;
         // The agent's connection died with the server; a fresh one joins the new server.
-        agent = crate::agent::Agent::start(&base, "echo", "cat");
+        agent = crate::procs::Agent::start(&base, "echo", "cat");
     }
 
     let acked = acked.lock().clone();

@@ -2,9 +2,9 @@
 
 use std::process::Command;
 
-mod agent;
 mod kill;
 mod pg;
+mod procs;
 mod serve;
 
 fn xchange(args: &[&str]) -> serde_json::Value {

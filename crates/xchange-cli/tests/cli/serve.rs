@@ -1,11 +1,11 @@
 //! `xchange serve` with programs wrapped by `xchange agent run`, as the README shows.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::agent::Agent;
+use crate::procs::{Agent, free_port, serve, wait_ready};
 
 struct Served {
     child: Child,
@@ -17,22 +17,9 @@ impl Served {
     async fn start(tag: &str) -> Self {
         let data = std::env::temp_dir().join(format!("xchange-serve-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data);
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(env!("CARGO_BIN_EXE_xchange"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
-            .arg(&data)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let served = Self { child, base: format!("http://127.0.0.1:{port}"), data };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while reqwest::get(format!("{}/healthz", served.base)).await.map(|r| r.status()).ok()
-            != Some(reqwest::StatusCode::OK)
-        {
-            assert!(Instant::now() < deadline, "xchange serve did not start");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let port = free_port();
+        let served = Self { child: serve(port, &data, None), base: format!("http://127.0.0.1:{port}"), data };
+        wait_ready(&reqwest::Client::new(), &served.base).await;
         served
     }
 

@@ -15,6 +15,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::page::{Page, PageQuery, QueryRequest, limit};
 use crate::job::JobView;
 use crate::node::{Node, now_ms};
+use crate::query::next_cursor;
 use crate::taskdb::{TaskDbEntry, TaskDbView};
 
 /// Creates a task database; an existing id is a 409 `conflict`.
@@ -161,6 +162,6 @@ pub async fn list_templates<S: Store + Clone>(
     let n = limit(page.limit)?;
     let items: Vec<TemplateView> =
         node.store.list_templates(page.after.as_deref(), n).await?.into_iter().map(Into::into).collect();
-    let next = (items.len() == n as usize).then(|| items.last().map(|t| t.name.clone())).flatten();
+    let next = next_cursor(&items, n, |t| &t.name);
     Ok(Json(Page { items, next }))
 }

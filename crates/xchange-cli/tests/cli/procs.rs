@@ -1,0 +1,63 @@
+//! The `xchange` binary's long-running commands as child processes: `serve` and `agent run`.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `xchange serve` on `port` with data in `data` (and the store at `store` if given).
+pub(crate) fn serve(port: u16, data: &Path, store: Option<&str>) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xchange"));
+    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"]).arg(data);
+    if let Some(url) = store {
+        cmd.args(["--store", url]);
+    }
+    cmd.env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("xchange serve starts")
+}
+
+/// A loopback port that was free a moment ago.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits until the server at `base` answers `/healthz`.
+pub(crate) async fn wait_ready(http: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(r) = http.get(format!("{base}/healthz")).send().await
+            && r.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the server did not come up at {base}");
+}
+
+/// `xchange agent run`, killed when dropped.
+pub(crate) struct Agent {
+    child: Child,
+}
+
+impl Agent {
+    pub(crate) fn start(base: &str, capability: &str, exec: &str) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_xchange"))
+            .args(["agent", "run", "--server", base, "--capability", capability, "--exec", exec])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("xchange agent run starts");
+        Self { child }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
