@@ -20,6 +20,11 @@ pub struct BusCounters {
     pub bytes_encoded: u64,
     /// Messages refused by the edge checks, per code.
     pub refused: BTreeMap<Code, u64>,
+    /// Times the transport discarded messages because this process fell behind (a NATS
+    /// slow consumer); the engines' timeouts recover what was lost.
+    pub overflowed: u64,
+    /// Times the connection to the server was lost (and reconnected).
+    pub disconnects: u64,
 }
 
 impl BusCounters {
@@ -62,11 +67,18 @@ pub(crate) struct Stats {
     stripes: [Stripe; STRIPES],
     // Refusals are rare: one unstriped cell per code.
     refused: Vec<AtomicU64>,
+    overflowed: AtomicU64,
+    disconnects: AtomicU64,
 }
 
 impl Default for Stats {
     fn default() -> Self {
-        Self { stripes: Default::default(), refused: Code::ALL.iter().map(|_| AtomicU64::new(0)).collect() }
+        Self {
+            stripes: Default::default(),
+            refused: Code::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
+            overflowed: AtomicU64::new(0),
+            disconnects: AtomicU64::new(0),
+        }
     }
 }
 
@@ -101,8 +113,22 @@ impl Stats {
         self.refused[i].fetch_add(1, Relaxed);
     }
 
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    pub(crate) fn overflowed(&self) {
+        self.overflowed.fetch_add(1, Relaxed);
+    }
+
+    #[cfg_attr(not(any(feature = "nats", feature = "redis")), allow(dead_code))]
+    pub(crate) fn disconnected(&self) {
+        self.disconnects.fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn snapshot(&self) -> BusCounters {
-        let mut out = BusCounters::default();
+        let mut out = BusCounters {
+            overflowed: self.overflowed.load(Relaxed),
+            disconnects: self.disconnects.load(Relaxed),
+            ..BusCounters::default()
+        };
         for s in &self.stripes {
             for (total, cell) in out.delivered.iter_mut().zip(&s.delivered) {
                 *total += cell.load(Relaxed);

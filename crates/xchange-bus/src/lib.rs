@@ -13,15 +13,22 @@
 //!   cross the wire format and the edge checks (`Encode`).
 //! - [`BusCounters`] counts every delivered copy (a broadcast to N subscribers counts N), so
 //!   per-task message counts compare with the FIPA formulas (3N+1 broadcast, 3d+1 sampled).
+//! - [`NetBus`] (features `nats`, `redis`) is the bus between processes: subjects per
+//!   docs/protocol.md, edge checks and replay memory on every message received
+//!   ([`ReplayGuard`]), one writer task per bus; `net/nats.rs` and `net/redis.rs` only move
+//!   bytes.
 //! - `bus_conformance_suite!` (feature `testsuite`) is the one test suite every
-//!   implementation runs.
+//!   implementation runs: in-process here, and over the real NATS and Redis servers.
 //!
-//! Depends on the protocol crate and tokio's channels only; it must not depend on the engine
-//! (`xchange-core`), the runtime or any store.
+//! Depends on the protocol crate, tokio and (behind their features) the NATS and Redis
+//! clients; it must not depend on the engine (`xchange-core`), the runtime or any store.
 
 mod counters;
 mod edge;
 mod inproc;
+#[cfg(any(feature = "nats", feature = "redis"))]
+mod net;
+mod replay;
 mod route_table;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
@@ -34,6 +41,9 @@ use xchange_protocol::Envelope;
 pub use counters::{BusCounters, KINDS};
 pub use edge::EdgeMode;
 pub use inproc::{InProcBus, InProcBusBuilder};
+#[cfg(any(feature = "nats", feature = "redis"))]
+pub use net::{DEFAULT_PREFIX, NetBus, NetOptions};
+pub use replay::ReplayGuard;
 pub use types::{BusError, Delivery, DeliverySink, Inbox, SubscriptionId, Topic};
 
 /// A clock in unix milliseconds, for the edge checks (expiry); tests pass their own.
@@ -66,5 +76,12 @@ pub trait Bus: Send + Sync + 'static {
     /// boundary and checks signatures).
     fn wants_signatures(&self) -> bool {
         false
+    }
+
+    /// Whether a message that reaches no subscriber anywhere is counted as dropped. A
+    /// network bus cannot know (another process may have taken it); it counts only the
+    /// copies for its own closed inboxes.
+    fn counts_unrouted(&self) -> bool {
+        true
     }
 }

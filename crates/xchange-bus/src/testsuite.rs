@@ -1,6 +1,7 @@
 //! The conformance suite every [`Bus`] implementation runs (quickwit's metastore-suite
-//! style): `bus_conformance_suite!(constructor_expr)` expands to one `#[tokio::test]` per
-//! behaviour, each on a fresh bus from the expression.
+//! style): `bus_conformance_suite!(constructor_expr)` (or `bus_conformance_suite!(async
+//! future)` for a bus that connects to a server) expands to one `#[tokio::test]` per
+//! behaviour, each on a fresh bus.
 //!
 //! Deliveries may be asynchronous (network buses), so checks wait for what must arrive with
 //! a timeout and check for what must not with a short grace period. Counters are read after
@@ -20,40 +21,66 @@ use crate::{Bus, Delivery, Inbox, Topic};
 /// value implements [`Bus`]). The calling crate needs tokio with `rt` and `macros`.
 #[macro_export]
 macro_rules! bus_conformance_suite {
-    ($make:expr) => {
+    // A network bus: `$make` is a future of `Option<Arc<dyn Bus>>`, `None` when the server
+    // it needs is not configured (the test then says so and passes).
+    (async $make:expr) => {
+        $crate::bus_conformance_suite!(@tests $make);
+    };
+    (@tests $make:expr) => {
         mod bus_conformance {
             #[allow(unused_imports)]
             use super::*;
 
-            fn make() -> ::std::sync::Arc<dyn $crate::Bus> {
-                ::std::sync::Arc::new($make)
+            async fn make() -> ::std::option::Option<::std::sync::Arc<dyn $crate::Bus>> {
+                let bus = $make.await;
+                if bus.is_none() {
+                    eprintln!("bus_conformance: server not configured, test skipped");
+                }
+                bus
             }
 
             #[tokio::test]
             async fn delivers_to_the_addressed_agent_only() {
-                $crate::testsuite::agent_delivery(make()).await;
+                if let Some(bus) = make().await {
+                    $crate::testsuite::agent_delivery(bus).await;
+                }
             }
             #[tokio::test]
             async fn pool_messages_fan_out_and_count_every_copy() {
-                $crate::testsuite::pool_fan_out(make()).await;
+                if let Some(bus) = make().await {
+                    $crate::testsuite::pool_fan_out(bus).await;
+                }
             }
             #[tokio::test]
             async fn unsubscribed_inboxes_receive_nothing() {
-                $crate::testsuite::unsubscribe(make()).await;
+                if let Some(bus) = make().await {
+                    $crate::testsuite::unsubscribe(bus).await;
+                }
             }
             #[tokio::test]
             async fn messages_without_a_live_subscriber_are_dropped_and_counted() {
-                $crate::testsuite::dropped(make()).await;
+                if let Some(bus) = make().await {
+                    $crate::testsuite::dropped(bus).await;
+                }
             }
             #[tokio::test]
             async fn order_is_kept_per_sender_and_receiver() {
-                $crate::testsuite::ordering(make()).await;
+                if let Some(bus) = make().await {
+                    $crate::testsuite::ordering(bus).await;
+                }
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_publishers_lose_nothing() {
-                $crate::testsuite::concurrent_publishers(make()).await;
+                if let Some(bus) = make().await {
+                    $crate::testsuite::concurrent_publishers(bus).await;
+                }
             }
         }
+    };
+    ($make:expr) => {
+        $crate::bus_conformance_suite!(@tests async {
+            ::std::option::Option::Some(::std::sync::Arc::new($make) as ::std::sync::Arc<dyn $crate::Bus>)
+        });
     };
 }
 
@@ -197,7 +224,8 @@ pub async fn unsubscribe(bus: Arc<dyn Bus>) {
     let c = bus.counters();
     assert_eq!(c.delivered_of(Kind::Progress), 1);
     assert_eq!(c.delivered_of(Kind::Cfp), 1);
-    assert_eq!(c.dropped, 1, "the message to the unsubscribed agent");
+    let unrouted = u64::from(bus.counts_unrouted());
+    assert_eq!(c.dropped, unrouted, "the message to the unsubscribed agent, if the bus can know");
 }
 
 /// Publishing to nobody succeeds and counts as dropped; so does a copy for a closed inbox.
@@ -209,10 +237,17 @@ pub async fn dropped(bus: Arc<dyn Bus>) {
     bus.subscribe(Topic::Agent(agent(3)), inbox).unwrap();
     drop(rx);
     bus.publish(progress(s, agent(3), 2)).unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while bus.counters().dropped == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(GRACE).await;
+    }
     tokio::time::sleep(GRACE).await;
     let c = bus.counters();
     assert_eq!(c.delivered_total(), 0);
-    assert_eq!(c.dropped, 3);
+    // Two messages nobody subscribed to (counted only by a bus that can know), one copy for
+    // a closed inbox (counted by every bus).
+    let unrouted = if bus.counts_unrouted() { 2 } else { 0 };
+    assert_eq!(c.dropped, unrouted + 1);
 }
 
 /// Messages from one sender to one receiver arrive in the order they were published.
@@ -260,4 +295,11 @@ pub async fn concurrent_publishers(bus: Arc<dyn Bus>) {
     let c = bus.counters();
     assert_eq!(c.delivered_total(), SENDERS * u64::from(N));
     assert_eq!(c.dropped, 0);
+}
+
+/// A prefix no other test run uses, for buses on a shared server.
+pub fn unique_prefix(what: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("t{what}{}x{}x{}", std::process::id(), now_ms() % 100_000_000, N.fetch_add(1, Relaxed))
 }

@@ -23,6 +23,11 @@ pub(crate) enum BenchCommand {
     Inproc(InprocArgs),
     /// Durable job submissions per second over HTTP, on SQLite or PostgreSQL.
     Submit(crate::bench_submit::SubmitArgs),
+    /// No-op tasks through the contract net between processes over NATS or Redis.
+    Bus(crate::bench_bus::BusBenchArgs),
+    /// The agent processes of `bench bus` (started by it).
+    #[command(hide = true)]
+    BusAgents(crate::bench_bus::BusAgentsArgs),
 }
 
 /// Options of `xchange bench inproc`.
@@ -61,7 +66,7 @@ pub(crate) struct InprocArgs {
 }
 
 /// A contractor whose tasks take no time: the outcome is ready when execution starts.
-struct Noop;
+pub(crate) struct Noop;
 
 impl Contractor for Noop {
     fn execute(&self, _: ExecContext, _: Arc<TaskSpec>) -> Execution {
@@ -69,7 +74,8 @@ impl Contractor for Noop {
     }
 }
 
-fn key(kind: u8, i: u64) -> AgentKey {
+/// The signing key of benchmark agent `i` of `kind` (3 contractors, 4 managers).
+pub(crate) fn signing_key(kind: u8, i: u64) -> AgentKey {
     let mut seed = [kind; 32];
     seed[..8].copy_from_slice(&i.to_le_bytes());
     AgentKey::from_seed(seed)
@@ -77,7 +83,7 @@ fn key(kind: u8, i: u64) -> AgentKey {
 
 /// Spawns an agent with a signing key when messages are signed.
 fn agent(spec: AgentSpec, signing: bool, kind: u8, i: u64) -> AgentSpec {
-    if signing { spec.with_key(key(kind, i)) } else { spec }
+    if signing { spec.with_key(signing_key(kind, i)) } else { spec }
 }
 
 /// The machine, as `/proc/cpuinfo` and the scheduler see it.
@@ -238,7 +244,7 @@ fn pool(shard: usize) -> String {
 
 /// Submits `quota` no-op tasks to `manager`, keeping `window` in flight; returns how many
 /// completed, how many failed, and submit-to-result latencies.
-async fn load(
+pub(crate) async fn load(
     manager: xchange_runtime::AgentHandle,
     pool: String,
     quota: u64,
@@ -266,6 +272,6 @@ async fn load(
     Ok((ok, bad, lat))
 }
 
-fn round3(x: f64) -> f64 {
+pub(crate) fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }

@@ -3,6 +3,7 @@
 
 mod agent;
 mod bench;
+mod bench_bus;
 mod bench_submit;
 mod demo;
 mod process;
@@ -47,6 +48,8 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args),
         Command::Bench(bench::BenchCommand::Inproc(args)) => bench::inproc(args),
         Command::Bench(bench::BenchCommand::Submit(args)) => bench_submit::submit(args),
+        Command::Bench(bench::BenchCommand::Bus(args)) => bench_bus::bus(args),
+        Command::Bench(bench::BenchCommand::BusAgents(args)) => bench_bus::agents(args),
         Command::Sim(args) => sim::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Agent(command) => agent::run(command),

@@ -32,6 +32,12 @@ pub(crate) struct ServeArgs {
     /// Bearer tokens clients must present (comma-separated); none: authentication off.
     #[arg(long = "token", env = "XCHANGE_TOKENS", value_delimiter = ',')]
     tokens: Vec<String>,
+    /// The bus between processes: nats://HOST:PORT or redis://HOST:PORT [default: in process].
+    #[arg(long, env = "XCHANGE_BUS")]
+    bus: Option<String>,
+    /// Prefix of every subject, channel, bucket and stream on the bus [default: aixp].
+    #[arg(long, env = "XCHANGE_BUS_PREFIX")]
+    bus_prefix: Option<String>,
 }
 
 impl ServeArgs {
@@ -58,6 +64,12 @@ impl ServeArgs {
         if !self.tokens.is_empty() {
             config.tokens = self.tokens.clone();
         }
+        if let Some(bus) = &self.bus {
+            config.bus = Some(bus.clone());
+        }
+        if let Some(prefix) = &self.bus_prefix {
+            config.bus_prefix = prefix.clone();
+        }
         config.validate()?;
         Ok(config)
     }
@@ -81,8 +93,12 @@ async fn serve(config: NodeConfig) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let node =
         Node::start(config, store.clone()).await.map_err(|e| anyhow::anyhow!("starting the node: {e}"))?;
+    let bus = match &node.config().bus {
+        Some(bus) => format!("bus {bus} prefix {}", node.config().bus_prefix),
+        None => "in-process bus".to_owned(),
+    };
     println!(
-        "xchange serve: listening on http://{addr} (store {}, API docs at http://{addr}/docs)",
+        "xchange serve: listening on http://{addr} (store {}, {bus}, API docs at http://{addr}/docs)",
         xchange_store::redact_url(&url)
     );
     xchange_node::run(listener, node.clone(), async {

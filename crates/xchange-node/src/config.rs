@@ -37,6 +37,14 @@ pub struct NodeConfig {
     pub bid_window_ms: u64,
     /// A contract lapses without a heartbeat for this long, in milliseconds.
     pub lease_ms: u64,
+    /// The bus between processes: `nats://host:port` or `redis://host:port`; none: the
+    /// in-process bus (agents join over the WebSocket only).
+    pub bus: Option<String>,
+    /// First token of every subject, channel, bucket and stream name on the bus.
+    pub bus_prefix: String,
+    /// How long an agent's card stays in the bus's directory unless renewed, in
+    /// milliseconds.
+    pub card_ttl_ms: u64,
 }
 
 impl Default for NodeConfig {
@@ -53,6 +61,9 @@ impl Default for NodeConfig {
             default_retry_limit: 3,
             bid_window_ms: 100,
             lease_ms: 5_000,
+            bus: None,
+            bus_prefix: "aixp".to_owned(),
+            card_ttl_ms: 30_000,
         }
     }
 }
@@ -103,6 +114,17 @@ impl NodeConfig {
         if self.bid_window_ms == 0 || self.lease_ms < 100 {
             return Err(ConfigError::Invalid("bid_window_ms must be > 0 and lease_ms >= 100".into()));
         }
+        if let Some(bus) = &self.bus
+            && !(bus.starts_with("nats://") || bus.starts_with("redis://"))
+        {
+            return Err(ConfigError::Invalid(format!("bus {bus:?} must be a nats:// or redis:// URL")));
+        }
+        if !xchange_protocol::is_valid_name(&self.bus_prefix) {
+            return Err(ConfigError::Invalid("bus_prefix must be 1-64 of [A-Za-z0-9_-]".into()));
+        }
+        if self.card_ttl_ms < 1_000 {
+            return Err(ConfigError::Invalid("card_ttl_ms must be at least 1000".into()));
+        }
         Ok(())
     }
 
@@ -132,6 +154,11 @@ mod tests {
         assert!(err.contains("unknown field") && err.contains("listne"), "{err}");
         assert!(parse("version = 2\n").unwrap_err().contains("version 2"));
         assert!(parse("max_body_bytes = 10\n").unwrap_err().contains("max_body_bytes"));
+        assert!(parse("bus = \"amqp://x\"\n").unwrap_err().contains("nats://"));
+        assert!(parse("bus_prefix = \"a.b\"\n").unwrap_err().contains("bus_prefix"));
+        assert!(parse("card_ttl_ms = 10\n").unwrap_err().contains("card_ttl_ms"));
+        let c = parse("bus = \"nats://127.0.0.1:4222\"\nbus_prefix = \"lab\"\n").unwrap();
+        assert_eq!((c.bus.as_deref(), c.bus_prefix.as_str()), (Some("nats://127.0.0.1:4222"), "lab"));
     }
 
     #[test]

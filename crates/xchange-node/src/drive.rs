@@ -38,6 +38,13 @@ pub(crate) enum Progress {
 /// Where a running job's progress goes.
 pub(crate) type JobLine = mpsc::UnboundedSender<Progress>;
 
+/// A job as its events name it: the relay publishes each event under its task database.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct JobRef<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) taskdb: &'a str,
+}
+
 impl<S: Store + Clone> Node<S> {
     /// Hands a stored job to the node's manager and starts its driver.
     pub(crate) fn dispatch(self: &Arc<Self>, job: &Job) {
@@ -70,7 +77,7 @@ impl<S: Store + Clone> Node<S> {
                 };
                 let _ = tx.send(Progress::Fallback(outcome));
             };
-            tokio::join!(submission, node.drive(&job_id, version, rx));
+            tokio::join!(submission, node.drive(JobRef { id: &job_id, taskdb: &taskdb }, version, rx));
             node.running.lock().remove(&job_id);
             node.jobs_by_task.lock().remove(&task);
         });
@@ -78,7 +85,7 @@ impl<S: Store + Clone> Node<S> {
 
     /// Applies a job's progress in order; `version` is the job's version as this driver
     /// last wrote it, so that a step costs one write and no read.
-    async fn drive(&self, job_id: &str, mut version: i64, mut rx: mpsc::UnboundedReceiver<Progress>) {
+    async fn drive(&self, job: JobRef<'_>, mut version: i64, mut rx: mpsc::UnboundedReceiver<Progress>) {
         let mut fallback = None;
         loop {
             let next = match fallback {
@@ -87,15 +94,15 @@ impl<S: Store + Clone> Node<S> {
             };
             match next {
                 Some(Progress::Step(state, detail)) => {
-                    self.advance(job_id, Some(&mut version), state, None, None, detail).await;
+                    self.advance(job, Some(&mut version), state, None, None, detail).await;
                 }
                 Some(Progress::Ended(outcome)) => {
-                    return self.finish(job_id, Some(&mut version), outcome).await;
+                    return self.finish(job, Some(&mut version), outcome).await;
                 }
                 Some(Progress::Fallback(outcome)) => fallback = Some(outcome),
                 None => {
                     if let Some(outcome) = fallback {
-                        self.finish(job_id, Some(&mut version), outcome).await;
+                        self.finish(job, Some(&mut version), outcome).await;
                     }
                     return;
                 }
@@ -106,7 +113,7 @@ impl<S: Store + Clone> Node<S> {
     /// Records a job's terminal state (`version`: see [`Self::advance`]).
     pub(crate) async fn finish(
         &self,
-        job_id: &str,
+        job: JobRef<'_>,
         version: Option<&mut i64>,
         outcome: Result<Arc<Value>, TaskFailure>,
     ) {
@@ -130,7 +137,7 @@ impl<S: Store + Clone> Node<S> {
             JobState::Expired => &self.metrics.jobs_expired,
             _ => &self.metrics.jobs_failed,
         };
-        if self.advance(job_id, version, state, result, Some(code), detail).await {
+        if self.advance(job, version, state, result, Some(code), detail).await {
             counter.fetch_add(1, Relaxed);
         }
     }
@@ -141,14 +148,16 @@ impl<S: Store + Clone> Node<S> {
     /// the job only when another writer moved it.
     async fn advance(
         &self,
-        job_id: &str,
+        job: JobRef<'_>,
         mut known: Option<&mut i64>,
         state: JobState,
         result: Option<Value>,
         code: Option<Code>,
         detail: Value,
     ) -> bool {
-        let mut payload = json!({"job_id": job_id, "state": state.as_str(), "detail": detail});
+        let job_id = job.id;
+        let mut payload =
+            json!({"job_id": job_id, "taskdb": job.taskdb, "state": state.as_str(), "detail": detail});
         if let Some(code) = code {
             payload["code"] = json!(code.number());
             payload["code_name"] = json!(code.name());

@@ -34,12 +34,14 @@ mod error;
 #[allow(unused_qualifications)]
 pub mod http;
 mod job;
+pub mod keyfile;
 mod metrics;
 mod node;
 mod orgs;
 mod query;
 mod routing;
 mod taskdb;
+mod transport;
 mod validate;
 
 pub use agents::{AgentDirectory, AgentEntry};
@@ -52,3 +54,4 @@ pub use node::{Accepted, JOB_NOTIFICATION, Node, body_hash, now_ms};
 pub use orgs::{OrgEntry, OrgView, SubscriptionView};
 pub use routing::Routed;
 pub use taskdb::{TaskDbEntry, TaskDbView};
+pub use transport::NODE_KEY_FILE;

@@ -63,6 +63,14 @@ impl Metrics {
         }
         header(&mut out, "xchange_bus_dropped_total", "Messages that reached no subscriber.");
         let _ = writeln!(out, "xchange_bus_dropped_total {}", bus.dropped);
+        header(
+            &mut out,
+            "xchange_bus_overflow_total",
+            "Times the transport discarded messages this node was too slow to take (slow consumer).",
+        );
+        let _ = writeln!(out, "xchange_bus_overflow_total {}", bus.overflowed);
+        header(&mut out, "xchange_bus_disconnects_total", "Times the bus connection was lost.");
+        let _ = writeln!(out, "xchange_bus_disconnects_total {}", bus.disconnects);
         header(&mut out, "xchange_runtime_refused_total", "Inputs the engines refused.");
         let _ = writeln!(out, "xchange_runtime_refused_total {}", runtime.refused);
         header(&mut out, "xchange_runtime_executions_total", "Executions started by where they ran.");

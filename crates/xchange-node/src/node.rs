@@ -9,10 +9,10 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
-use xchange_bus::{Bus, InProcBus};
 use xchange_core::{Announce, EngineConfig};
-use xchange_protocol::{AgentId, Code, TaskId, TaskState};
-use xchange_runtime::{AgentHandle, AgentSpec, Runtime, RuntimeBuilder, TaskFailure};
+use xchange_mesh::{DirectoryWatch, Mesh, RelayHandle};
+use xchange_protocol::{Code, TaskId, TaskState};
+use xchange_runtime::{AgentHandle, Runtime, RuntimeBuilder, TaskFailure};
 use xchange_store::{Job, NewJob, Store};
 
 use xchange_rules::Rules;
@@ -20,7 +20,7 @@ use xchange_ws::{Gateway, GatewayConfig, static_tokens};
 
 use crate::agents::AgentDirectory;
 use crate::config::NodeConfig;
-use crate::drive::JobLine;
+use crate::drive::{JobLine, JobRef};
 use crate::error::{ApiError, ApiResult};
 use crate::job::{JobDocument, check_job_id};
 use crate::metrics::Metrics;
@@ -51,6 +51,12 @@ pub struct Node<S> {
     pub(crate) agents: Arc<AgentDirectory>,
     pub(crate) rules: Rules,
     pub(crate) metrics: Metrics,
+    /// The bus between processes, with its directory and relay (in process: neither).
+    pub(crate) mesh: Mesh,
+    /// Attaches agents announced in the bus's directory, so the manager offers them work.
+    directory_watch: Option<DirectoryWatch>,
+    /// Relays the outbox to the bus's server; nudged when events are committed.
+    relay: Mutex<Option<RelayHandle>>,
 }
 
 /// What a submission did.
@@ -67,11 +73,12 @@ impl<S: Store + Clone> Node<S> {
     /// store to completion.
     pub async fn start(config: NodeConfig, store: S) -> Result<Arc<Self>, ApiError> {
         let rules = crate::routing::load_rules(config.rules.as_deref()).map_err(ApiError::invalid)?;
-        let bus: Arc<dyn Bus> = Arc::new(InProcBus::new());
-        let runtime = RuntimeBuilder::new(bus, Arc::new(engine_config(&config))).shards(1).start();
+        let mesh = crate::transport::join(&config).await?;
+        let runtime = RuntimeBuilder::new(mesh.bus(), Arc::new(engine_config(&config))).shards(1).start();
         let manager = runtime
-            .spawn_agent(AgentSpec::manager(AgentId::from_index(0, 1)))
+            .spawn_agent(crate::transport::manager_spec(&config, &mesh)?)
             .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
+        let directory_watch = mesh.watch(runtime.clone());
         let last = store.last_event_id().await?;
         let (agents, cards) = AgentDirectory::new();
         let agents = Arc::new(agents);
@@ -95,7 +102,15 @@ impl<S: Store + Clone> Node<S> {
             agents,
             rules,
             metrics: Metrics::default(),
+            mesh,
+            directory_watch,
+            relay: Mutex::new(None),
         });
+        let relay = node
+            .mesh
+            .relay(node.store.clone())
+            .map_err(|e| ApiError::new(Code::Unavailable, e.to_string()))?;
+        *node.relay.lock() = relay;
         node.ensure_global_taskdb().await?;
         node.clone().spawn_card_writer(cards);
         node.clone().spawn_progress_listener();
@@ -106,6 +121,11 @@ impl<S: Store + Clone> Node<S> {
     /// The runtime, to host agents next to the node.
     pub fn runtime(&self) -> &Runtime {
         &self.runtime
+    }
+
+    /// The settings the node runs with.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
     }
 
     /// Ends event streams and agent sessions (agents are told goodbye, 5003), so that the
@@ -120,6 +140,9 @@ impl<S: Store + Clone> Node<S> {
     pub async fn shutdown(&self) {
         self.begin_shutdown();
         self.runtime.shutdown().await;
+        // Stopped before the store closes; what it had not relayed yet goes at the next
+        // start (it resumes from the server's last message).
+        self.relay.lock().take();
     }
 
     async fn recover(self: &Arc<Self>) -> Result<(), ApiError> {
@@ -197,7 +220,7 @@ impl<S: Store + Clone> Node<S> {
             Some(task) => self.manager.cancel(task, reason.to_owned()),
             None => {
                 let failure = TaskFailure::new(TaskState::Cancelled, Code::Cancelled, reason);
-                self.finish(job_id, None, Err(failure)).await;
+                self.finish(JobRef { id: job_id, taskdb: &job.taskdb }, None, Err(failure)).await;
             }
         }
         Ok(job)
@@ -218,11 +241,20 @@ impl<S: Store + Clone> Node<S> {
     pub(crate) fn note_events(&self) {
         // The exact id is not known here; streams read from the store anyway.
         self.last_event.send_modify(|n| *n += 1);
+        if let Some(relay) = &*self.relay.lock() {
+            relay.nudge();
+        }
     }
 
     /// The metrics, in Prometheus' text format.
     pub fn metrics_text(&self) -> String {
-        self.metrics.render(&self.runtime.stats(), &self.runtime.bus().counters())
+        let mut text = self.metrics.render(&self.runtime.stats(), &self.runtime.bus().counters());
+        crate::transport::render_metrics(
+            &mut text,
+            self.directory_watch.as_ref().map(DirectoryWatch::stats),
+            self.relay.lock().as_ref(),
+        );
+        text
     }
 }
 

@@ -17,7 +17,7 @@ use xchange_runtime::Runtime;
 
 use crate::card::RemoteCard;
 use crate::frames::{Challenge, Hello, read_hello};
-use crate::replay::ReplayGuard;
+use xchange_bus::ReplayGuard;
 
 /// Checks the credential a hello carries (`None` when it carries none). Refuse with 5004
 /// (unauthenticated) for a missing or wrong token, 5007 (forbidden) for a valid one that

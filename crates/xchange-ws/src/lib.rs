@@ -27,7 +27,6 @@ mod client;
 mod error;
 mod frames;
 mod gateway;
-mod replay;
 mod server;
 mod socket;
 mod wsbus;

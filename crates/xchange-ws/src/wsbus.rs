@@ -77,6 +77,8 @@ impl Bus for WsBus {
             delivered: std::array::from_fn(|i| self.delivered[i].load(Relaxed)),
             dropped: self.dropped.load(Relaxed),
             bytes_encoded: 0,
+            overflowed: 0,
+            disconnects: 0,
             refused: self.refused.lock().clone(),
         }
     }

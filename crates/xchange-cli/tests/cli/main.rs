@@ -2,9 +2,12 @@
 
 use std::process::Command;
 
+mod bus;
+mod interop;
 mod kill;
 mod pg;
 mod procs;
+mod restart;
 mod serve;
 
 fn xchange(args: &[&str]) -> serde_json::Value {

@@ -6,11 +6,14 @@ use std::time::{Duration, Instant};
 
 /// `xchange serve` on `port` with data in `data` (and the store at `store` if given).
 pub(crate) fn serve(port: u16, data: &Path, store: Option<&str>) -> Child {
+    let store: Vec<&str> = store.map(|url| vec!["--store", url]).unwrap_or_default();
+    serve_with(port, data, &store)
+}
+
+/// `xchange serve` on `port` with data in `data` and more flags.
+pub(crate) fn serve_with(port: u16, data: &Path, flags: &[&str]) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xchange"));
-    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"]).arg(data);
-    if let Some(url) = store {
-        cmd.args(["--store", url]);
-    }
+    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"]).arg(data).args(flags);
     cmd.env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -44,8 +47,19 @@ pub(crate) struct Agent {
 
 impl Agent {
     pub(crate) fn start(base: &str, capability: &str, exec: &str) -> Self {
+        Self::start_with(&["--server", base], capability, exec)
+    }
+
+    /// An agent that joins the bus at `url` under `prefix` instead of a node.
+    pub(crate) fn on_bus(url: &str, prefix: &str, capability: &str, exec: &str) -> Self {
+        Self::start_with(&["--bus", url, "--bus-prefix", prefix], capability, exec)
+    }
+
+    fn start_with(join: &[&str], capability: &str, exec: &str) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_xchange"))
-            .args(["agent", "run", "--server", base, "--capability", capability, "--exec", exec])
+            .args(["agent", "run"])
+            .args(join)
+            .args(["--capability", capability, "--exec", exec])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())

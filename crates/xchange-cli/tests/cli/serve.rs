@@ -5,30 +5,36 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::procs::{Agent, free_port, serve, wait_ready};
+use crate::procs::{Agent, free_port, serve_with, wait_ready};
 
-struct Served {
+/// A node in a child process, stopped with SIGTERM when dropped.
+pub(crate) struct Served {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     data: std::path::PathBuf,
 }
 
 impl Served {
-    async fn start(tag: &str) -> Self {
+    pub(crate) async fn start(tag: &str) -> Self {
+        Self::start_with(tag, &[]).await
+    }
+
+    pub(crate) async fn start_with(tag: &str, flags: &[&str]) -> Self {
         let data = std::env::temp_dir().join(format!("xchange-serve-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data);
         let port = free_port();
-        let served = Self { child: serve(port, &data, None), base: format!("http://127.0.0.1:{port}"), data };
+        let child = serve_with(port, &data, flags);
+        let served = Self { child, base: format!("http://127.0.0.1:{port}"), data };
         wait_ready(&reqwest::Client::new(), &served.base).await;
         served
     }
 
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         let r = reqwest::Client::new().post(format!("{}{path}", self.base)).json(&body).send().await.unwrap();
         (r.status().as_u16(), r.json().await.unwrap())
     }
 
-    async fn wait_done(&self, job_id: &str) -> Value {
+    pub(crate) async fn wait_done(&self, job_id: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let job: Value =
@@ -60,7 +66,7 @@ impl Drop for Served {
     }
 }
 
-fn job(id: &str, capability: &str, input: Value) -> Value {
+pub(crate) fn job(id: &str, capability: &str, input: Value) -> Value {
     json!({"job_id": id, "job_goal": "readme", "submitted_by": "curl", "capability": capability,
         "job_init_data": input, "job_priority_value": 3})
 }

@@ -16,22 +16,22 @@ struct Seen {
     by_expiry: BTreeSet<(UnixMs, Key)>,
 }
 
-/// Remembers the signed messages seen, shared by every session of a gateway (an agent that
+/// Remembers the signed messages seen, shared by every session of a gateway or every subscription of a network bus (an agent that
 /// reconnects cannot replay what it sent before).
-pub(crate) struct ReplayGuard {
+pub struct ReplayGuard {
     seen: Mutex<Seen>,
     capacity: usize,
 }
 
 impl ReplayGuard {
     /// Remembers at most `capacity` messages at once; more are refused as busy (5005).
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize) -> Self {
         Self { seen: Mutex::new(Seen::default()), capacity }
     }
 
     /// Admits `env` unless it was seen before (5018). Unsigned messages are not remembered:
     /// they create no obligation, and nothing binds their id to their sender.
-    pub(crate) fn admit(&self, env: &Envelope, now: UnixMs) -> Result<(), Refusal> {
+    pub fn admit(&self, env: &Envelope, now: UnixMs) -> Result<(), Refusal> {
         let (Some(nonce), Some(_)) = (env.nonce, env.sig) else { return Ok(()) };
         let key = (env.from, env.id, nonce);
         let mut seen = self.seen.lock();

@@ -1,0 +1,155 @@
+//! Agents as separate processes over a real bus (`XCHANGE_TEST_NATS`, `XCHANGE_TEST_REDIS`;
+//! CI sets both): an agent process completes a job a node took over HTTP, and two agent
+//! processes contract with no node at all, the manager finding the contractor only through
+//! the bus's directory.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use crate::procs::Agent;
+use crate::serve::{Served, job};
+
+fn unique_prefix(what: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("t{what}{}x{nanos}", std::process::id())
+}
+
+/// Deletes what a run left on the shared NATS server: the directory bucket and the events
+/// stream of `prefix`.
+async fn clean_nats(url: &str, prefix: &str) {
+    let client = async_nats::connect(url).await.expect("connect to NATS");
+    let js = async_nats::jetstream::new(client);
+    let _ = js.delete_key_value(format!("{prefix}_agents")).await;
+    let _ = js.delete_stream(format!("{}_EVENTS", prefix.to_uppercase())).await;
+}
+
+/// The events JetStream holds for `prefix`, with their message ids.
+async fn relayed_events(url: &str, prefix: &str) -> Vec<(String, Value)> {
+    use async_nats::jetstream::consumer::{DeliverPolicy, pull};
+    let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
+    let stream = js.get_stream(format!("{}_EVENTS", prefix.to_uppercase())).await.expect("the events stream");
+    let consumer = stream
+        .create_consumer(pull::Config { deliver_policy: DeliverPolicy::All, ..Default::default() })
+        .await
+        .unwrap();
+    let mut batch =
+        consumer.fetch().max_messages(1000).expires(Duration::from_secs(1)).messages().await.unwrap();
+    let mut out = Vec::new();
+    while let Some(Ok(m)) = batch.next().await {
+        let id = m.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.as_str().to_owned());
+        out.push((id.unwrap_or_default(), serde_json::from_slice(&m.payload).unwrap()));
+    }
+    out
+}
+
+/// A node and an agent process on the bus at `url`: the agent completes a job submitted
+/// to the node over HTTP. Returns the node (still running) and the prefix used.
+async fn node_and_agent_complete_a_job(url: &str, transport: &str) -> (Served, String) {
+    let prefix = unique_prefix(transport);
+    let s = Served::start_with(&prefix, &["--bus", url, "--bus-prefix", &prefix]).await;
+    let _agent = Agent::on_bus(url, &prefix, "upper", "tr a-z A-Z");
+    let (status, body) = s.post("/v1/jobs", job("bus-1", "upper", json!({"text": "over the bus"}))).await;
+    assert_eq!(status, 201, "{body}");
+    let done = s.wait_done("bus-1").await;
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(done["result"], json!({"TEXT": "OVER THE BUS"}));
+    let metrics = reqwest::get(format!("{}/metrics", s.base)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("xchange_bus_delivered_total{kind=\"inform\"} 1"), "{metrics}");
+    assert!(metrics.contains("xchange_directory_cards_total{outcome=\"arrived\"} 1"), "{metrics}");
+    (s, prefix)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_process_over_nats_completes_a_job_submitted_over_http() {
+    let Ok(url) = std::env::var("XCHANGE_TEST_NATS") else {
+        return eprintln!("XCHANGE_TEST_NATS is not set: skipped");
+    };
+    let (s, prefix) = node_and_agent_complete_a_job(&url, "nats").await;
+    // The job's events reached JetStream, each once, with the event id as message id.
+    let mut events = Vec::new();
+    for _ in 0..50 {
+        events = relayed_events(&url, &prefix).await;
+        if events.iter().any(|(_, e)| e["payload"]["state"] == "completed") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let kinds: Vec<&str> = events.iter().map(|(_, e)| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"job_posting"), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .all(|(id, e)| e["id"].as_i64().map(|n| n.to_string()).as_ref() == Some(id)
+                && e["job_id"] == "bus-1"),
+        "{events:?}"
+    );
+    assert!(events.iter().any(|(_, e)| e["payload"]["state"] == "completed"), "{events:?}");
+    drop(s);
+    clean_nats(&url, &prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_process_over_redis_completes_a_job_submitted_over_http() {
+    let Ok(url) = std::env::var("XCHANGE_TEST_REDIS") else {
+        return eprintln!("XCHANGE_TEST_REDIS is not set: skipped");
+    };
+    let (s, prefix) = node_and_agent_complete_a_job(&url, "redis").await;
+    drop(s);
+    let mut redis =
+        redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut redis).await.unwrap();
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL").arg(keys).query_async(&mut redis).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_agent_processes_contract_over_nats_with_no_node() {
+    let Ok(url) = std::env::var("XCHANGE_TEST_NATS") else {
+        return eprintln!("XCHANGE_TEST_NATS is not set: skipped");
+    };
+    let prefix = unique_prefix("pair");
+    let _contractor = Agent::on_bus(&url, &prefix, "upper", "tr a-z A-Z");
+    let out = Command::new(env!("CARGO_BIN_EXE_xchange"))
+        .args(["agent", "ask", "--bus", &url, "--bus-prefix", &prefix, "--capability", "upper"])
+        .args(["--input", r#"{"text": "no node here"}"#, "--count", "3", "--wait-secs", "20"])
+        .stderr(Stdio::piped())
+        .output()
+        .expect("xchange agent ask runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("found upper in the directory"), "{stderr}");
+    let lines: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for line in &lines {
+        assert_eq!(*line, json!({"ok": true, "result": {"TEXT": "NO NODE HERE"}}));
+    }
+    clean_nats(&url, &prefix).await;
+}
+
+#[test]
+fn asking_without_a_contractor_fails_with_a_reason() {
+    let Ok(url) = std::env::var("XCHANGE_TEST_NATS") else {
+        return eprintln!("XCHANGE_TEST_NATS is not set: skipped");
+    };
+    let prefix = unique_prefix("none");
+    let out = Command::new(env!("CARGO_BIN_EXE_xchange"))
+        .args(["agent", "ask", "--bus", &url, "--bus-prefix", &prefix, "--capability", "nobody"])
+        .args(["--wait-secs", "1"])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("no agent offering \"nobody\""), "{stderr}");
+    let bad = Command::new(env!("CARGO_BIN_EXE_xchange"))
+        .args(["agent", "run", "--bus", "amqp://x", "--capability", "c", "--exec", "cat"])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && stderr.contains("invalid bus url"), "{stderr}");
+    tokio::runtime::Runtime::new().unwrap().block_on(clean_nats(&url, &prefix));
+}
