@@ -200,7 +200,7 @@ async fn ask(args: AskArgs) -> anyhow::Result<()> {
     let key = args.bus_args.key()?;
     let runtime = RuntimeBuilder::new(mesh.bus(), Arc::new(EngineConfig::default())).start();
     let manager = runtime.spawn_agent(AgentSpec::manager(key.id()).with_key(key))?;
-    let watch = mesh.watch(runtime.clone()).context("the bus has no directory")?;
+    let watch = mesh.watch(runtime.clone(), None).context("the bus has no directory")?;
     mesh.flush().await?;
     let deadline = Instant::now() + Duration::from_secs(args.wait_secs);
     let found = loop {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use xchange_bus::{Bus, InProcBus, NetBus, NetOptions};
 use xchange_runtime::Runtime;
 use xchange_store::Store;
-use xchange_ws::RemoteCard;
+use xchange_ws::{RemoteCard, SessionObserver};
 
 use crate::{CardLease, DirectoryWatch, MeshError, NatsDirectory, RedisDirectory, RelayHandle};
 use crate::{JetStreamRelay, RedisRelay};
@@ -99,12 +99,17 @@ impl Mesh {
         }
     }
 
-    /// Attaches the directory's live cards to `runtime` as they come and go.
-    pub fn watch(&self, runtime: Runtime) -> Option<DirectoryWatch> {
+    /// Attaches the directory's live cards to `runtime` as they come and go, telling
+    /// `observer` too.
+    pub fn watch(
+        &self,
+        runtime: Runtime,
+        observer: Option<Arc<dyn SessionObserver>>,
+    ) -> Option<DirectoryWatch> {
         match &self.backend {
             Backend::InProcess => None,
-            Backend::Nats { directory, .. } => Some(directory.watch(runtime)),
-            Backend::Redis { directory, .. } => Some(directory.watch(runtime)),
+            Backend::Nats { directory, .. } => Some(directory.watch(runtime, observer)),
+            Backend::Redis { directory, .. } => Some(directory.watch(runtime, observer)),
         }
     }
 

@@ -1,4 +1,5 @@
-//! Agents that connect over the WebSocket: their cards, whether they are connected, and
+//! Agents that connect over the WebSocket or announce themselves in the bus's directory:
+//! their cards, whether they are connected (for a bus agent: its card is live), and
 //! the last status code they were reported with (5001 connected, 5003 disconnected, 5009
 //! disconnected unexpectedly).
 

@@ -78,10 +78,11 @@ impl<S: Store + Clone> Node<S> {
         let manager = runtime
             .spawn_agent(crate::transport::manager_spec(&config, &mesh)?)
             .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
-        let directory_watch = mesh.watch(runtime.clone());
         let last = store.last_event_id().await?;
         let (agents, cards) = AgentDirectory::new();
         let agents = Arc::new(agents);
+        // Agents announced on the bus are listed like those on the WebSocket.
+        let directory_watch = mesh.watch(runtime.clone(), Some(crate::agents::observer(&agents)));
         let gateway = GatewayConfig {
             server_id: manager.id().to_string(),
             token_check: (!config.tokens.is_empty()).then(|| static_tokens(config.tokens.clone())),

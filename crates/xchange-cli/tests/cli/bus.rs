@@ -59,6 +59,12 @@ async fn node_and_agent_complete_a_job(url: &str, transport: &str) -> (Served, S
     let metrics = reqwest::get(format!("{}/metrics", s.base)).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("xchange_bus_delivered_total{kind=\"inform\"} 1"), "{metrics}");
     assert!(metrics.contains("xchange_directory_cards_total{outcome=\"arrived\"} 1"), "{metrics}");
+    // The node lists the agent it found on the bus, as it lists WebSocket agents.
+    let agents: Value = reqwest::get(format!("{}/v1/agents", s.base)).await.unwrap().json().await.unwrap();
+    let listed = agents["items"].as_array().map_or(0, |a| {
+        a.iter().filter(|e| e["connected"] == true && e["card"]["capabilities"] == json!(["upper"])).count()
+    });
+    assert_eq!(listed, 1, "{agents}");
     (s, prefix)
 }
 

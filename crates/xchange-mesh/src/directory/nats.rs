@@ -11,7 +11,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use tokio::time::MissedTickBehavior;
 use xchange_protocol::Code;
 use xchange_runtime::Runtime;
-use xchange_ws::RemoteCard;
+use xchange_ws::{RemoteCard, SessionObserver};
 
 use super::{CardHome, CardLease, DirectoryStats, DirectoryWatch, Roster, lease, offers, parse_card};
 use crate::backoff::Backoff;
@@ -74,9 +74,9 @@ impl NatsDirectory {
     /// Attaches every live card of the bucket to `runtime`, now and as they come, and
     /// detaches them as they go: deleted or purged (5003), or not renewed for the
     /// time-to-live (5009, checked every third of it).
-    pub fn watch(&self, runtime: Runtime) -> DirectoryWatch {
+    pub fn watch(&self, runtime: Runtime, observer: Option<Arc<dyn SessionObserver>>) -> DirectoryWatch {
         let stats = Arc::new(DirectoryStats::default());
-        let roster = Roster::new(runtime, stats.clone());
+        let roster = Roster::new(runtime, stats.clone(), observer);
         DirectoryWatch::new(tokio::spawn(run(self.kv.clone(), roster, self.ttl)), stats)
     }
 

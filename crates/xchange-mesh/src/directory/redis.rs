@@ -17,7 +17,7 @@ use redis::aio::ConnectionManager;
 use tokio::time::MissedTickBehavior;
 use xchange_protocol::Code;
 use xchange_runtime::Runtime;
-use xchange_ws::RemoteCard;
+use xchange_ws::{RemoteCard, SessionObserver};
 
 use super::{CardHome, CardLease, DirectoryStats, DirectoryWatch, Roster, lease, offers, parse_card};
 use crate::error::MeshError;
@@ -51,9 +51,9 @@ impl RedisDirectory {
 
     /// Attaches every live card to `runtime`, now and as they come, and detaches them as
     /// they go (5003 after a goodbye, else 5009), polling every third of the time-to-live.
-    pub fn watch(&self, runtime: Runtime) -> DirectoryWatch {
+    pub fn watch(&self, runtime: Runtime, observer: Option<Arc<dyn SessionObserver>>) -> DirectoryWatch {
         let stats = Arc::new(DirectoryStats::default());
-        let roster = Roster::new(runtime, stats.clone());
+        let roster = Roster::new(runtime, stats.clone(), observer);
         DirectoryWatch::new(tokio::spawn(run(self.clone(), roster)), stats)
     }
 

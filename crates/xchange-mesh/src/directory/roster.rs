@@ -10,12 +10,15 @@ use std::time::Duration;
 use tokio::time::Instant;
 use xchange_protocol::Code;
 use xchange_runtime::{RemoteAttachment, Runtime, RuntimeError};
+use xchange_ws::SessionObserver;
 
 use super::{DirectoryStats, parse_card};
 
 pub(crate) struct Roster {
     runtime: Runtime,
     stats: Arc<DirectoryStats>,
+    /// Told of arrivals and departures, as of WebSocket sessions (a node lists the agents).
+    observer: Option<Arc<dyn SessionObserver>>,
     /// By agent id text, the form the backends key cards by.
     live: HashMap<String, Live>,
 }
@@ -26,8 +29,12 @@ struct Live {
 }
 
 impl Roster {
-    pub(crate) fn new(runtime: Runtime, stats: Arc<DirectoryStats>) -> Self {
-        Self { runtime, stats, live: HashMap::new() }
+    pub(crate) fn new(
+        runtime: Runtime,
+        stats: Arc<DirectoryStats>,
+        observer: Option<Arc<dyn SessionObserver>>,
+    ) -> Self {
+        Self { runtime, stats, observer, live: HashMap::new() }
     }
 
     /// A card value read under agent id `id`: attaches a new agent, notes a renewal of a
@@ -52,6 +59,9 @@ impl Roster {
             Ok(attachment) => {
                 DirectoryStats::bump(&self.stats.arrivals);
                 tracing::debug!(agent = %id, "agent card attached");
+                if let Some(observer) = &self.observer {
+                    observer.on_connect(&card);
+                }
                 self.live.insert(id.to_owned(), Live { attachment, renewed: Instant::now() });
             }
             // Hosted by this runtime (or attached by a transport): already in its directory.
@@ -73,6 +83,9 @@ impl Roster {
                 if code == Code::AgentDisconnected { &self.stats.departures } else { &self.stats.expiries };
             DirectoryStats::bump(counter);
             tracing::debug!(agent = %id, code = code.number(), "agent card detached");
+            if let Some(observer) = &self.observer {
+                observer.on_disconnect(live.attachment.id(), code);
+            }
             live.attachment.detach(code);
         }
     }

@@ -56,8 +56,8 @@ impl Dir {
 
     fn watch(&self, runtime: &Runtime) -> DirectoryWatch {
         match self {
-            Self::Nats { dir, .. } => dir.watch(runtime.clone()),
-            Self::Redis { dir, .. } => dir.watch(runtime.clone()),
+            Self::Nats { dir, .. } => dir.watch(runtime.clone(), None),
+            Self::Redis { dir, .. } => dir.watch(runtime.clone(), None),
         }
     }
 
