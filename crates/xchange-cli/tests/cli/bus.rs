@@ -26,31 +26,36 @@ async fn clean_nats(url: &str, prefix: &str) {
     let _ = js.delete_stream(format!("{}_EVENTS", prefix.to_uppercase())).await;
 }
 
-/// The events JetStream holds for `prefix`, with their message ids.
-async fn relayed_events(url: &str, prefix: &str) -> Vec<(String, Value)> {
-    use async_nats::jetstream::consumer::{DeliverPolicy, pull};
+/// Reads the events stream of `prefix` with the durable consumer `reader`, acknowledging
+/// what it reads, until the completion of `job_id`: a second call resumes after it.
+async fn read_events_until_done(url: &str, prefix: &str, reader: &str, job_id: &str) -> Vec<(String, Value)> {
+    use async_nats::jetstream::consumer::pull;
     let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
     let stream = js.get_stream(format!("{}_EVENTS", prefix.to_uppercase())).await.expect("the events stream");
-    let consumer = stream
-        .create_consumer(pull::Config { deliver_policy: DeliverPolicy::All, ..Default::default() })
-        .await
-        .unwrap();
-    let mut batch =
-        consumer.fetch().max_messages(1000).expires(Duration::from_secs(1)).messages().await.unwrap();
-    let mut out = Vec::new();
-    while let Some(Ok(m)) = batch.next().await {
-        let id = m.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.as_str().to_owned());
-        out.push((id.unwrap_or_default(), serde_json::from_slice(&m.payload).unwrap()));
+    let config = pull::Config { durable_name: Some(reader.to_owned()), ..Default::default() };
+    let consumer = stream.get_or_create_consumer(reader, config).await.unwrap();
+    let mut out: Vec<(String, Value)> = Vec::new();
+    for _ in 0..50 {
+        let mut batch =
+            consumer.fetch().max_messages(100).expires(Duration::from_millis(200)).messages().await.unwrap();
+        while let Some(Ok(m)) = batch.next().await {
+            let id = m.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.as_str().to_owned());
+            out.push((id.unwrap_or_default(), serde_json::from_slice(&m.payload).unwrap()));
+            m.ack().await.unwrap();
+        }
+        if out.iter().any(|(_, e)| e["job_id"] == job_id && e["payload"]["state"] == "completed") {
+            break;
+        }
     }
     out
 }
 
 /// A node and an agent process on the bus at `url`: the agent completes a job submitted
 /// to the node over HTTP. Returns the node (still running) and the prefix used.
-async fn node_and_agent_complete_a_job(url: &str, transport: &str) -> (Served, String) {
+async fn node_and_agent_complete_a_job(url: &str, transport: &str) -> (Served, Agent, String) {
     let prefix = unique_prefix(transport);
     let s = Served::start_with(&prefix, &["--bus", url, "--bus-prefix", &prefix]).await;
-    let _agent = Agent::on_bus(url, &prefix, "upper", "tr a-z A-Z");
+    let agent = Agent::on_bus(url, &prefix, "upper", "tr a-z A-Z");
     let (status, body) = s.post("/v1/jobs", job("bus-1", "upper", json!({"text": "over the bus"}))).await;
     assert_eq!(status, 201, "{body}");
     let done = s.wait_done("bus-1").await;
@@ -65,7 +70,7 @@ async fn node_and_agent_complete_a_job(url: &str, transport: &str) -> (Served, S
         a.iter().filter(|e| e["connected"] == true && e["card"]["capabilities"] == json!(["upper"])).count()
     });
     assert_eq!(listed, 1, "{agents}");
-    (s, prefix)
+    (s, agent, prefix)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,26 +78,21 @@ async fn an_agent_process_over_nats_completes_a_job_submitted_over_http() {
     let Ok(url) = std::env::var("XCHANGE_TEST_NATS") else {
         return eprintln!("XCHANGE_TEST_NATS is not set: skipped");
     };
-    let (s, prefix) = node_and_agent_complete_a_job(&url, "nats").await;
+    let (s, _agent, prefix) = node_and_agent_complete_a_job(&url, "nats").await;
     // The job's events reached JetStream, each once, with the event id as message id.
-    let mut events = Vec::new();
-    for _ in 0..50 {
-        events = relayed_events(&url, &prefix).await;
-        if events.iter().any(|(_, e)| e["payload"]["state"] == "completed") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let events = read_events_until_done(&url, &prefix, "reader", "bus-1").await;
     let kinds: Vec<&str> = events.iter().map(|(_, e)| e["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds.first(), Some(&"job_posting"), "{events:?}");
-    assert!(
-        events
-            .iter()
-            .all(|(id, e)| e["id"].as_i64().map(|n| n.to_string()).as_ref() == Some(id)
-                && e["job_id"] == "bus-1"),
-        "{events:?}"
-    );
+    let by_id = |(id, e): &(String, Value)| e["id"].as_i64().map(|n| n.to_string()).as_ref() == Some(id);
+    assert!(events.iter().all(|e| by_id(e) && e.1["job_id"] == "bus-1"), "{events:?}");
     assert!(events.iter().any(|(_, e)| e["payload"]["state"] == "completed"), "{events:?}");
+    // A consumer that comes back resumes after what it acknowledged: only the new job.
+    let (status, body) = s.post("/v1/jobs", job("bus-2", "upper", json!({"text": "again"}))).await;
+    assert_eq!(status, 201, "{body}");
+    s.wait_done("bus-2").await;
+    let resumed = read_events_until_done(&url, &prefix, "reader", "bus-2").await;
+    assert_eq!(resumed.first().map(|(_, e)| e["kind"].clone()), Some(json!("job_posting")), "{resumed:?}");
+    assert!(resumed.iter().all(|e| by_id(e) && e.1["job_id"] == "bus-2"), "{resumed:?}");
     drop(s);
     clean_nats(&url, &prefix).await;
 }
@@ -102,7 +102,7 @@ async fn an_agent_process_over_redis_completes_a_job_submitted_over_http() {
     let Ok(url) = std::env::var("XCHANGE_TEST_REDIS") else {
         return eprintln!("XCHANGE_TEST_REDIS is not set: skipped");
     };
-    let (s, prefix) = node_and_agent_complete_a_job(&url, "redis").await;
+    let (s, _agent, prefix) = node_and_agent_complete_a_job(&url, "redis").await;
     drop(s);
     let mut redis =
         redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
