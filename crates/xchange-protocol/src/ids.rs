@@ -68,7 +68,10 @@ fn splitmix(mut z: u64) -> u64 {
 
 impl fmt::Display for AgentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&BASE32_DNSSEC.encode(&self.0))
+        // On the stack: ids are written into every envelope and subject.
+        let mut text = [0u8; AGENT_ID_LEN];
+        BASE32_DNSSEC.encode_mut(&self.0, &mut text);
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -95,8 +98,11 @@ impl FromStr for AgentId {
         if s.len() != AGENT_ID_LEN || !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'v').contains(&b)) {
             return Err(err());
         }
-        let bytes = BASE32_DNSSEC.decode(s.as_bytes()).map_err(|_| err())?;
-        Ok(Self(bytes.try_into().map_err(|_| err())?))
+        let mut bytes = [0u8; 32];
+        match BASE32_DNSSEC.decode_mut(s.as_bytes(), &mut bytes) {
+            Ok(32) => Ok(Self(bytes)),
+            _ => Err(err()),
+        }
     }
 }
 

@@ -82,13 +82,15 @@ pub(crate) struct Naming {
 impl Naming {
     /// Where `msg` is published.
     pub(crate) fn publish_subject(&self, msg: &Envelope) -> String {
-        let mut s = match &msg.to {
-            Recipient::Agent(a) => format!("{}.agent.{a}", self.prefix),
-            Recipient::Pool { pool, capability } => format!("{}.pool.{pool}.{capability}", self.prefix),
+        use std::fmt::Write as _;
+        // One allocation per message: this runs for every message published.
+        let mut s = String::with_capacity(self.prefix.len() + 128);
+        let _ = match &msg.to {
+            Recipient::Agent(a) => write!(s, "{}.agent.{a}", self.prefix),
+            Recipient::Pool { pool, capability } => write!(s, "{}.pool.{pool}.{capability}", self.prefix),
         };
         if self.sender_token {
-            s.push('.');
-            s.push_str(&msg.from.to_string());
+            let _ = write!(s, ".{}", msg.from);
         }
         s
     }
