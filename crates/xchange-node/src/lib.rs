@@ -20,6 +20,9 @@
 //!   that a malformed body, a wrong type and an oversized body each get their own code.
 //! - [`NodeConfig`] (`config.rs`): defaults, a TOML file with `deny_unknown_fields`,
 //!   `XCHANGE_*` variables and flags (the last two applied by the CLI).
+//! - `transport.rs`: the bus the node joins (in process, or NATS / Redis through
+//!   `xchange_mesh::Mesh`, with the directory watcher and the outbox relay), the manager's
+//!   signing key ([`keyfile`], in the data folder), and their metrics.
 //!
 //! The node is generic over [`xchange_store::Store`] so that tests can put a store that
 //! delays or fails commits under it. It must not reach into the engine: jobs become tasks
