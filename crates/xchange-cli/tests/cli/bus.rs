@@ -151,11 +151,33 @@ fn asking_without_a_contractor_fails_with_a_reason() {
         .expect("runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("no agent offering \"nobody\""), "{stderr}");
-    let bad = Command::new(env!("CARGO_BIN_EXE_xchange"))
-        .args(["agent", "run", "--bus", "amqp://x", "--capability", "c", "--exec", "cat"])
-        .output()
-        .expect("runs");
-    let stderr = String::from_utf8_lossy(&bad.stderr);
-    assert!(!bad.status.success() && stderr.contains("invalid bus url"), "{stderr}");
+    // Bad input is refused with a reason before anything joins the bus.
+    let bus_args = ["--bus", url.as_str(), "--bus-prefix", prefix.as_str()];
+    for (args, expected) in [
+        (vec!["agent", "run", "--bus", "amqp://x", "--capability", "c", "--exec", "cat"], "invalid bus url"),
+        ([&["agent", "run"][..], &bus_args, &["--capability", "a.b", "--exec", "cat"]].concat(), "a.b"),
+        (
+            [&["agent", "run"][..], &bus_args, &["--capability", "c", "--exec", "cat", "--capacity", "0"]]
+                .concat(),
+            "--capacity",
+        ),
+        (
+            [&["agent", "ask"][..], &bus_args, &["--capability", "c", "--input", "{not json"]].concat(),
+            "--input is not JSON",
+        ),
+        (
+            [
+                &["agent", "run"][..],
+                &bus_args,
+                &["--capability", "c", "--exec", "cat", "--card-ttl-secs", "0"],
+            ]
+            .concat(),
+            "--card-ttl-secs",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_xchange")).args(&args).output().expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(expected), "{args:?}: {stderr}");
+    }
     tokio::runtime::Runtime::new().unwrap().block_on(clean_nats(&url, &prefix));
 }
