@@ -49,8 +49,8 @@ impl NatsDirectory {
             max_messages_per_subject: 1,
             max_age: ttl,
             max_message_size: MAX_CARD_BYTES,
-            // Cards are renewed every third of max_age: a server restart that loses them
-            // costs that long, so writing them to disk buys nothing.
+            // On disk, so that a server restart keeps the bucket: renewals go on without
+            // recreating it, and managers find the agents at once (tests/cli restart).
             storage: StorageType::File,
             discard: DiscardPolicy::New,
             allow_rollup: true,
