@@ -91,6 +91,10 @@ async fn serve(config: NodeConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let mut config = config;
+    if config.advertise_url.is_none() {
+        config.advertise_url = Some(format!("http://{addr}"));
+    }
     let node =
         Node::start(config, store.clone()).await.map_err(|e| anyhow::anyhow!("starting the node: {e}"))?;
     let bus = match &node.config().bus {

@@ -9,7 +9,9 @@ use xchange_runtime::Runtime;
 use xchange_store::Store;
 use xchange_ws::{RemoteCard, SessionObserver};
 
-use crate::{CardLease, DirectoryWatch, MeshError, NatsDirectory, RedisDirectory, RelayHandle};
+use crate::{
+    CardLease, DirectoryWatch, MeshError, NatsDirectory, RedisDirectory, RelayHandle, SharedRegistry,
+};
 use crate::{JetStreamRelay, RedisRelay};
 
 enum Backend {
@@ -121,6 +123,16 @@ impl Mesh {
                 Ok(Some(JetStreamRelay::start(client.clone(), &self.prefix, store)?))
             }
             Backend::Redis { conn, .. } => Ok(Some(RedisRelay::start(conn.clone(), &self.prefix, store)?)),
+        }
+    }
+
+    /// The registry shared with the other nodes on this bus (NATS only).
+    pub async fn shared_registry(&self) -> Result<Option<SharedRegistry>, MeshError> {
+        match &self.backend {
+            Backend::Nats { client, .. } => {
+                Ok(Some(SharedRegistry::open(client.clone(), &self.prefix).await?))
+            }
+            Backend::InProcess | Backend::Redis { .. } => Ok(None),
         }
     }
 

@@ -17,6 +17,10 @@
 //!   resumes from the stream's last message) and [`RedisRelay`] (PUBLISH, cursor in
 //!   `{prefix}:relay:cursor`). [`RelayHandle::nudge`] wakes it when events were committed.
 //!
+//! - **Shared registry** (federation, NATS only). [`SharedRegistry`]: each node puts the
+//!   task databases it owns in the bucket `{prefix}_registry` with the URL it serves them
+//!   at, and keeps a copy of every node's entries.
+//!
 //! Everything runs in spawned tasks that retry failed requests (with a backoff where they
 //! would otherwise spin) and count what they did ([`DirectoryStats`], [`RelayStats`]);
 //! their handles stop them when dropped. [`MeshError`] is the one error type.
@@ -43,7 +47,11 @@ mod backoff;
 mod connect;
 mod directory;
 mod error;
+#[cfg(feature = "nats")]
+mod kv;
 mod names;
+#[cfg(feature = "nats")]
+mod registry;
 mod relay;
 
 #[cfg(all(feature = "nats", feature = "redis"))]
@@ -54,6 +62,8 @@ pub use directory::NatsDirectory;
 pub use directory::RedisDirectory;
 pub use directory::{CardLease, DirectoryStats, DirectoryWatch};
 pub use error::MeshError;
+#[cfg(feature = "nats")]
+pub use registry::SharedRegistry;
 #[cfg(feature = "nats")]
 pub use relay::JetStreamRelay;
 #[cfg(feature = "redis")]

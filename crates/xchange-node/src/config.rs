@@ -45,6 +45,9 @@ pub struct NodeConfig {
     /// How long an agent's card stays in the bus's directory unless renewed, in
     /// milliseconds.
     pub card_ttl_ms: u64,
+    /// The URL other nodes and clients reach this node at, published with its task
+    /// databases in the shared registry; default `http://` + the address it listens on.
+    pub advertise_url: Option<String>,
 }
 
 impl Default for NodeConfig {
@@ -64,6 +67,7 @@ impl Default for NodeConfig {
             bus: None,
             bus_prefix: "aixp".to_owned(),
             card_ttl_ms: 30_000,
+            advertise_url: None,
         }
     }
 }

@@ -33,6 +33,7 @@ pub mod body;
 mod config;
 mod drive;
 mod error;
+mod federation;
 // utoipa's generated code for `params(...)` qualifies paths the lint calls needless.
 #[allow(unused_qualifications)]
 pub mod http;
@@ -50,6 +51,7 @@ mod validate;
 pub use agents::{AgentDirectory, AgentEntry};
 pub use config::{ConfigError, DEFAULT_PORT, NodeConfig};
 pub use error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
+pub use federation::FederatedTaskDb;
 pub use http::{ApiDoc, router, run};
 pub use job::{CompletionMode, JobBudget, JobDocument, JobView, Reason, Visibility};
 pub use metrics::Metrics;

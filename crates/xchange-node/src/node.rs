@@ -10,7 +10,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use xchange_core::{Announce, EngineConfig};
-use xchange_mesh::{DirectoryWatch, Mesh, RelayHandle};
+use xchange_mesh::{DirectoryWatch, Mesh, RelayHandle, SharedRegistry};
 use xchange_protocol::{Code, TaskId, TaskState};
 use xchange_runtime::{AgentHandle, Runtime, RuntimeBuilder, TaskFailure};
 use xchange_store::{Job, NewJob, Store};
@@ -57,6 +57,8 @@ pub struct Node<S> {
     directory_watch: Option<DirectoryWatch>,
     /// Relays the outbox to the bus's server; nudged when events are committed.
     relay: Mutex<Option<RelayHandle>>,
+    /// The registry shared with the other nodes on a NATS bus (federation).
+    pub(crate) shared_registry: Option<SharedRegistry>,
 }
 
 /// What a submission did.
@@ -83,6 +85,10 @@ impl<S: Store + Clone> Node<S> {
         let agents = Arc::new(agents);
         // Agents announced on the bus are listed like those on the WebSocket.
         let directory_watch = mesh.watch(runtime.clone(), Some(crate::agents::observer(&agents)));
+        let shared_registry = mesh
+            .shared_registry()
+            .await
+            .map_err(|e| ApiError::new(Code::Unavailable, format!("opening the shared registry: {e}")))?;
         let gateway = GatewayConfig {
             server_id: manager.id().to_string(),
             token_check: (!config.tokens.is_empty()).then(|| static_tokens(config.tokens.clone())),
@@ -106,6 +112,7 @@ impl<S: Store + Clone> Node<S> {
             mesh,
             directory_watch,
             relay: Mutex::new(None),
+            shared_registry,
         });
         let relay = node
             .mesh
@@ -113,6 +120,7 @@ impl<S: Store + Clone> Node<S> {
             .map_err(|e| ApiError::new(Code::Unavailable, e.to_string()))?;
         *node.relay.lock() = relay;
         node.ensure_global_taskdb().await?;
+        node.share_all_taskdbs().await?;
         node.clone().spawn_card_writer(cards);
         node.clone().spawn_progress_listener();
         node.recover().await?;

@@ -125,6 +125,7 @@ impl<S: Store + Clone> Node<S> {
             }
             other => other?,
         };
+        self.share_taskdb(&stored.task_listing_db_id, &stored.document).await;
         self.taskdb_view(stored, &self.store.job_counts_by_taskdb().await?).await
     }
 
@@ -143,7 +144,10 @@ impl<S: Store + Clone> Node<S> {
             return Err(ApiError::new(xchange_protocol::Code::Forbidden, "the global task database stays"));
         }
         match self.store.delete_taskdb(id).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.unshare_taskdb(id).await;
+                Ok(())
+            }
             Err(StoreError::NotFound { .. }) => Err(ApiError::not_found("task database", id)),
             Err(e) => Err(e.into()),
         }

@@ -17,13 +17,14 @@ fn unique_prefix(what: &str) -> String {
     format!("t{what}{}x{nanos}", std::process::id())
 }
 
-/// Deletes what a run left on the shared NATS server: the directory bucket and the events
-/// stream of `prefix`.
+/// Deletes what a run left on the shared NATS server: the directory and registry buckets
+/// and the events stream of `prefix`.
 async fn clean_nats(url: &str, prefix: &str) {
     let client = async_nats::connect(url).await.expect("connect to NATS");
     let js = async_nats::jetstream::new(client);
     let _ = js.delete_key_value(format!("{prefix}_agents")).await;
     let _ = js.delete_stream(format!("{}_EVENTS", prefix.to_uppercase())).await;
+    let _ = js.delete_key_value(format!("{prefix}_registry")).await;
 }
 
 /// Reads the events stream of `prefix` with the durable consumer `reader`, acknowledging
@@ -180,4 +181,69 @@ fn asking_without_a_contractor_fails_with_a_reason() {
         assert!(!out.status.success() && stderr.contains(expected), "{args:?}: {stderr}");
     }
     tokio::runtime::Runtime::new().unwrap().block_on(clean_nats(&url, &prefix));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_on_one_nats_bus_share_their_registry() {
+    let Ok(url) = std::env::var("XCHANGE_TEST_NATS") else {
+        return eprintln!("XCHANGE_TEST_NATS is not set: skipped");
+    };
+    let prefix = unique_prefix("fed");
+    let flags = ["--bus", url.as_str(), "--bus-prefix", prefix.as_str()];
+    let a = Served::start_with(&format!("{prefix}a"), &flags).await;
+    let b = Served::start_with(&format!("{prefix}b"), &flags).await;
+    let db = |id: &str, tag: &str| {
+        json!({"task_listing_db_id": id, "association_ids": [], "collection_ids": [],
+            "search_metadata": {"tags": [tag]}})
+    };
+    assert_eq!(a.post("/v1/taskdbs", db("alpha", "text")).await.0, 201);
+    assert_eq!(b.post("/v1/taskdbs", db("beta", "images")).await.0, 201);
+    assert_eq!(b.post("/v1/taskdbs", db("gamma", "text")).await.0, 201);
+    // Node A sees B's task databases, with B as their owner; global is every node's own.
+    let mut found = Value::Null;
+    for _ in 0..50 {
+        found = a.post("/v1/registry/query", json!({})).await.1;
+        if found["items"].as_array().map_or(0, Vec::len) == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let owners: Vec<(&str, &str, bool)> = found["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (i["task_listing_db_id"].as_str().unwrap(), i["owner_url"].as_str().unwrap(), i["local"] == true)
+        })
+        .collect();
+    assert_eq!(
+        owners,
+        [
+            ("alpha", a.base.as_str(), true),
+            ("beta", b.base.as_str(), false),
+            ("gamma", b.base.as_str(), false)
+        ],
+        "{found}"
+    );
+    // A filter over the entries, on either node.
+    let (_, text) = b.post("/v1/registry/query", json!({"filter": {"search_metadata.tags": "text"}})).await;
+    let ids: Vec<&str> =
+        text["items"].as_array().unwrap().iter().map(|i| i["task_listing_db_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["alpha", "gamma"], "{text}");
+    // A deleted database leaves the shared registry; a bad filter is refused.
+    let r = reqwest::Client::new().delete(format!("{}/v1/taskdbs/gamma", b.base)).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let mut left = 3;
+    for _ in 0..50 {
+        left = a.post("/v1/registry/query", json!({})).await.1["items"].as_array().map_or(0, Vec::len);
+        if left == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 2);
+    let (status, refused) = a.post("/v1/registry/query", json!({"filter": {"$where": "1"}})).await;
+    assert_eq!((status, refused["error"]["code"].as_u64()), (422, Some(5014)), "{refused}");
+    drop((a, b));
+    clean_nats(&url, &prefix).await;
 }

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::kv::{self, Entry, Operation, Watch};
-use async_nats::jetstream::stream::{self, DiscardPolicy, StorageType};
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use tokio::time::MissedTickBehavior;
@@ -37,31 +36,8 @@ impl NatsDirectory {
     pub async fn open(client: async_nats::Client, prefix: &str, ttl: Duration) -> Result<Self, MeshError> {
         names::check_prefix(prefix)?;
         names::check_ttl(ttl)?;
-        let js = async_nats::jetstream::new(client);
         let bucket = names::agents_bucket(prefix);
-        // Not `create_key_value`: it first reads the account info, whose reply from a 2.9
-        // server lacks fields async-nats 0.51 requires. The stream below is the one it
-        // would create (`KV_` + bucket, one value per key, rollups, direct gets).
-        let config = stream::Config {
-            name: format!("KV_{bucket}"),
-            description: Some("xchange agent cards".to_owned()),
-            subjects: vec![format!("$KV.{bucket}.>")],
-            max_messages_per_subject: 1,
-            max_age: ttl,
-            max_message_size: MAX_CARD_BYTES,
-            // On disk, so that a server restart keeps the bucket: renewals go on without
-            // recreating it, and managers find the agents at once (tests/cli restart).
-            storage: StorageType::File,
-            discard: DiscardPolicy::New,
-            allow_rollup: true,
-            deny_delete: true,
-            allow_direct: true,
-            num_replicas: 1,
-            ..stream::Config::default()
-        };
-        // Created meanwhile by another process, the stream is taken as it is.
-        js.get_or_create_stream(config).await.map_err(MeshError::nats)?;
-        let kv = js.get_key_value(bucket).await.map_err(MeshError::nats)?;
+        let kv = crate::kv::open_bucket(client, &bucket, "xchange agent cards", ttl, MAX_CARD_BYTES).await?;
         Ok(Self { kv: Arc::new(kv), ttl })
     }
 

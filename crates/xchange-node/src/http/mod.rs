@@ -37,7 +37,7 @@ use crate::node::Node;
         jobs::validate, jobs::explain, jobs::submit, jobs::get, jobs::list, jobs::query, jobs::cancel,
         events::stream, events::job_stream,
         registry::create_taskdb, registry::put_taskdb, registry::get_taskdb, registry::delete_taskdb,
-        registry::list_taskdbs, registry::query_taskdbs, registry::query_taskdb_jobs,
+        registry::list_taskdbs, registry::query_taskdbs, registry::query_taskdb_jobs, registry::query_federated,
         orgs::create, orgs::put, orgs::get, orgs::delete, orgs::list,
         orgs::subscribe, orgs::unsubscribe, orgs::subscribers,
         registry::put_template, registry::get_template, registry::list_templates,
@@ -71,6 +71,7 @@ pub fn router<S: Store + Clone>(node: Arc<Node<S>>) -> Router {
         .route("/v1/events", get(events::stream::<S>))
         .route("/v1/taskdbs", post(registry::create_taskdb::<S>).get(registry::list_taskdbs::<S>))
         .route("/v1/taskdbs/query", post(registry::query_taskdbs::<S>))
+        .route("/v1/registry/query", post(registry::query_federated::<S>))
         .route(
             "/v1/taskdbs/{id}",
             get(registry::get_taskdb::<S>)

@@ -12,6 +12,7 @@ use xchange_store::{Store, StoreError};
 
 use crate::body::Strict;
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::federation::FederatedTaskDb;
 use crate::http::page::{Page, PageQuery, QueryRequest, limit};
 use crate::job::JobView;
 use crate::node::{Node, now_ms};
@@ -77,6 +78,18 @@ pub async fn list_taskdbs<S: Store + Clone>(
 ) -> ApiResult<Json<Page<TaskDbView>>> {
     let request = QueryRequest { filter: None, after: page.after, limit: page.limit };
     Ok(Json(node.query_taskdbs(request).await?))
+}
+
+/// Searches every node's task databases (the registry shared over the bus; this node's
+/// own without a NATS bus) with a filter over the entries; each result names its owner
+/// node and the URL it serves the database at.
+#[utoipa::path(post, path = "/v1/registry/query", tag = "registry", request_body = QueryRequest,
+    responses((status = 200, body = Page<FederatedTaskDb>), (status = "4XX", body = ErrorBody)))]
+pub async fn query_federated<S: Store + Clone>(
+    State(node): State<Arc<Node<S>>>,
+    Strict(request): Strict<QueryRequest>,
+) -> ApiResult<Json<Page<FederatedTaskDb>>> {
+    Ok(Json(node.query_federated_taskdbs(request).await?))
 }
 
 /// Searches the registry with a Mongo-style filter over the entries, e.g.

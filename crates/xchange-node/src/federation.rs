@@ -1,0 +1,133 @@
+//! Federation, first part: the registry shared by the nodes on one NATS bus. A node puts
+//! the task databases it owns (all but `global`, which every node has) in the shared
+//! registry with the URL it serves them at, and a federated registry search on any node
+//! sees every node's task databases with their owner. Forwarding jobs to the owner comes
+//! next.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+use xchange_protocol::GLOBAL_POOL;
+use xchange_store::Store;
+
+use crate::error::ApiResult;
+use crate::http::page::{Page, QueryRequest, limit};
+use crate::node::Node;
+use crate::query::{next_cursor, parse_filter};
+
+/// A task database as the federated registry shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FederatedTaskDb {
+    /// The task database.
+    pub task_listing_db_id: String,
+    /// The node that owns it (its manager's agent id).
+    pub owner: String,
+    /// Where the owner serves it (its `advertise_url`).
+    pub owner_url: Option<String>,
+    /// Whether this node owns it.
+    pub local: bool,
+    /// The registry entry, as its owner stores it.
+    #[schema(value_type = Object)]
+    pub entry: Value,
+}
+
+impl<S: Store + Clone> Node<S> {
+    fn owner(&self) -> String {
+        self.manager.id().to_string()
+    }
+
+    /// What this node publishes for task database `id` with registry document `doc`.
+    fn shared_value(&self, id: &str, doc: &Value) -> Value {
+        json!({"task_listing_db_id": id, "owner": self.owner(),
+            "owner_url": self.config.advertise_url, "entry": doc})
+    }
+
+    /// Publishes a task database this node owns (after its store write).
+    pub(crate) async fn share_taskdb(&self, id: &str, doc: &Value) {
+        let Some(registry) = &self.shared_registry else { return };
+        if id == GLOBAL_POOL {
+            return;
+        }
+        if let Err(e) = registry.put(&format!("{}.{id}", self.owner()), &self.shared_value(id, doc)).await {
+            tracing::warn!(taskdb = %id, error = %e, "cannot publish the task database to the shared registry");
+        }
+    }
+
+    /// Withdraws a deleted task database from the shared registry.
+    pub(crate) async fn unshare_taskdb(&self, id: &str) {
+        let Some(registry) = &self.shared_registry else { return };
+        if let Err(e) = registry.remove(&format!("{}.{id}", self.owner())).await {
+            tracing::warn!(taskdb = %id, error = %e, "cannot withdraw the task database from the shared registry");
+        }
+    }
+
+    /// Publishes every task database of the store (at start: the bucket may have missed
+    /// changes made while the node was away).
+    pub(crate) async fn share_all_taskdbs(&self) -> ApiResult<()> {
+        if self.shared_registry.is_none() {
+            return Ok(());
+        }
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.list_taskdbs(after.as_deref(), 500).await?;
+            let Some(last) = page.last() else { return Ok(()) };
+            after = Some(last.task_listing_db_id.clone());
+            for db in &page {
+                self.share_taskdb(&db.task_listing_db_id, &db.document).await;
+            }
+        }
+    }
+
+    /// Every node's task databases matching `request.filter` (over the entry), in
+    /// (id, owner) order. Without a shared registry: this node's own.
+    pub async fn query_federated_taskdbs(&self, request: QueryRequest) -> ApiResult<Page<FederatedTaskDb>> {
+        let limit = limit(request.limit)?;
+        let filter = parse_filter(request.filter.as_ref(), "filter")?;
+        let me = self.owner();
+        let mut all: Vec<FederatedTaskDb> = match &self.shared_registry {
+            Some(registry) => registry
+                .entries()
+                .into_iter()
+                .filter_map(|(_, v)| serde_json::from_value::<Shared>(v).ok())
+                .map(|s| FederatedTaskDb {
+                    local: s.owner == me,
+                    task_listing_db_id: s.task_listing_db_id,
+                    owner: s.owner,
+                    owner_url: s.owner_url,
+                    entry: s.entry,
+                })
+                .collect(),
+            None => self
+                .store
+                .list_taskdbs(None, 1000)
+                .await?
+                .into_iter()
+                .map(|db| FederatedTaskDb {
+                    task_listing_db_id: db.task_listing_db_id,
+                    owner: me.clone(),
+                    owner_url: self.config.advertise_url.clone(),
+                    local: true,
+                    entry: db.document,
+                })
+                .collect(),
+        };
+        all.retain(|t| filter.as_ref().is_none_or(|f| f.matches(&t.entry)));
+        all.sort_by(|a, b| (&a.task_listing_db_id, &a.owner).cmp(&(&b.task_listing_db_id, &b.owner)));
+        let key = |t: &FederatedTaskDb| format!("{}.{}", t.task_listing_db_id, t.owner);
+        if let Some(after) = &request.after {
+            all.retain(|t| key(t) > *after);
+        }
+        all.truncate(limit as usize);
+        let keys: Vec<String> = all.iter().map(key).collect();
+        let next = next_cursor(&keys, limit, |k| k.as_str());
+        Ok(Page { items: all, next })
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Shared {
+    task_listing_db_id: String,
+    owner: String,
+    owner_url: Option<String>,
+    entry: Value,
+}
