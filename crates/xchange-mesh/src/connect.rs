@@ -12,7 +12,7 @@ use xchange_ws::{RemoteCard, SessionObserver};
 use crate::{
     CardLease, DirectoryWatch, MeshError, NatsDirectory, RedisDirectory, RelayHandle, SharedRegistry,
 };
-use crate::{JetStreamRelay, RedisRelay};
+use crate::{JetStreamRelay, RedisRelay, SharedKv};
 
 enum Backend {
     InProcess,
@@ -131,6 +131,16 @@ impl Mesh {
         match &self.backend {
             Backend::Nats { client, .. } => {
                 Ok(Some(SharedRegistry::open(client.clone(), &self.prefix).await?))
+            }
+            Backend::InProcess | Backend::Redis { .. } => Ok(None),
+        }
+    }
+
+    /// The bucket `{prefix}_{name}` shared with the other nodes on this bus (NATS only).
+    pub async fn shared_kv(&self, name: &str) -> Result<Option<SharedKv>, MeshError> {
+        match &self.backend {
+            Backend::Nats { client, .. } => {
+                Ok(Some(SharedKv::open(client.clone(), &self.prefix, name).await?))
             }
             Backend::InProcess | Backend::Redis { .. } => Ok(None),
         }

@@ -63,7 +63,7 @@ pub use directory::RedisDirectory;
 pub use directory::{CardLease, DirectoryStats, DirectoryWatch};
 pub use error::MeshError;
 #[cfg(feature = "nats")]
-pub use registry::SharedRegistry;
+pub use registry::{SharedKv, SharedRegistry};
 #[cfg(feature = "nats")]
 pub use relay::JetStreamRelay;
 #[cfg(feature = "redis")]

@@ -23,10 +23,46 @@ const MAX_ENTRY_BYTES: i32 = 256 * 1024;
 
 type Entries = Arc<RwLock<BTreeMap<String, Value>>>;
 
+/// A key-value bucket shared by the nodes on one bus, read key by key (no copy kept): where
+/// a node records, say, which node a job was forwarded to.
+#[derive(Debug, Clone)]
+pub struct SharedKv {
+    kv: Arc<kv::Store>,
+}
+
+impl SharedKv {
+    /// Gets (or creates) the bucket `{prefix}_{name}`.
+    pub async fn open(client: async_nats::Client, prefix: &str, name: &str) -> Result<Self, MeshError> {
+        names::check_prefix(prefix)?;
+        let bucket = format!("{prefix}_{name}");
+        let description = format!("xchange {name}");
+        let kv = crate::kv::open_bucket(client, &bucket, &description, Default::default(), MAX_ENTRY_BYTES)
+            .await?;
+        Ok(Self { kv: Arc::new(kv) })
+    }
+
+    /// Puts `value` under `key`.
+    pub async fn put(&self, key: &str, value: &Value) -> Result<(), MeshError> {
+        let bytes = Bytes::from(serde_json::to_vec(value).unwrap_or_default());
+        self.kv.put(key, bytes).await.map(drop).map_err(MeshError::nats)
+    }
+
+    /// The value under `key`, if any (and if it is JSON).
+    pub async fn get(&self, key: &str) -> Result<Option<Value>, MeshError> {
+        let value = self.kv.get(key).await.map_err(MeshError::nats)?;
+        Ok(value.and_then(|v| serde_json::from_slice(&v).ok()))
+    }
+
+    /// Deletes `key`.
+    pub async fn remove(&self, key: &str) -> Result<(), MeshError> {
+        self.kv.delete(key).await.map_err(MeshError::nats)
+    }
+}
+
 /// This node's view of the shared registry; the watch stops when it is dropped.
 #[derive(Debug)]
 pub struct SharedRegistry {
-    kv: Arc<kv::Store>,
+    shared: SharedKv,
     entries: Entries,
     watch: JoinHandle<()>,
 }
@@ -34,31 +70,20 @@ pub struct SharedRegistry {
 impl SharedRegistry {
     /// Gets (or creates) the bucket `{prefix}_registry` and starts copying it.
     pub async fn open(client: async_nats::Client, prefix: &str) -> Result<Self, MeshError> {
-        names::check_prefix(prefix)?;
-        let bucket = format!("{prefix}_registry");
-        let kv = crate::kv::open_bucket(
-            client,
-            &bucket,
-            "xchange task database registry",
-            Default::default(),
-            MAX_ENTRY_BYTES,
-        )
-        .await?;
-        let kv = Arc::new(kv);
+        let shared = SharedKv::open(client, prefix, "registry").await?;
         let entries = Entries::default();
-        let watch = tokio::spawn(copy(kv.clone(), entries.clone()));
-        Ok(Self { kv, entries, watch })
+        let watch = tokio::spawn(copy(shared.kv.clone(), entries.clone()));
+        Ok(Self { shared, entries, watch })
     }
 
     /// Publishes `value` under `key` (`{owner}.{task database id}`).
     pub async fn put(&self, key: &str, value: &Value) -> Result<(), MeshError> {
-        let bytes = Bytes::from(serde_json::to_vec(value).unwrap_or_default());
-        self.kv.put(key, bytes).await.map(drop).map_err(MeshError::nats)
+        self.shared.put(key, value).await
     }
 
     /// Withdraws `key`.
     pub async fn remove(&self, key: &str) -> Result<(), MeshError> {
-        self.kv.delete(key).await.map_err(MeshError::nats)
+        self.shared.remove(key).await
     }
 
     /// Every entry of every node, as last seen, in key order.

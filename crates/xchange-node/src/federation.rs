@@ -1,18 +1,21 @@
 //! Federation, first part: the registry shared by the nodes on one NATS bus. A node puts
 //! the task databases it owns (all but `global`, which every node has) in the shared
 //! registry with the URL it serves them at, and a federated registry search on any node
-//! sees every node's task databases with their owner. Forwarding jobs to the owner comes
-//! next.
+//! sees every node's task databases with their owner. A job submitted here for a task
+//! database another node owns is forwarded to that node (its `owner_url`), and where it
+//! went is recorded in the shared bucket `{prefix}_forwarded`, so that the job stays
+//! readable here.
 
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
-use xchange_protocol::GLOBAL_POOL;
-use xchange_store::Store;
+use xchange_protocol::{Code, GLOBAL_POOL};
+use xchange_store::{Store, StoreError};
 
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::http::page::{Page, QueryRequest, limit};
-use crate::node::Node;
+use crate::job::{JobView, check_job_id};
+use crate::node::{Node, body_hash, new_job_id, now_ms};
 use crate::query::{next_cursor, parse_filter};
 
 /// A task database as the federated registry shows it.
@@ -130,4 +133,82 @@ struct Shared {
     owner: String,
     owner_url: Option<String>,
     entry: Value,
+}
+
+/// Where jobs forwarded from a node went: bucket `{prefix}_forwarded`, key = job id.
+pub(crate) const FORWARDED_BUCKET: &str = "forwarded";
+
+fn unreachable_owner(url: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(Code::Unavailable, format!("the owner node {url} cannot be reached: {e}"))
+}
+
+impl<S: Store + Clone> Node<S> {
+    /// The URL of the node that owns the task database `raw` names, when another node owns
+    /// it and this one has no database of that id.
+    pub(crate) async fn forward_target(&self, raw: &Value) -> ApiResult<Option<String>> {
+        let (Some(registry), Some(db)) =
+            (&self.shared_registry, raw.get("task_db_id").and_then(Value::as_str))
+        else {
+            return Ok(None);
+        };
+        match self.store.get_taskdb(db).await {
+            Ok(_) => return Ok(None),
+            Err(StoreError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let me = self.owner();
+        Ok(registry
+            .entries()
+            .into_iter()
+            .filter_map(|(_, v)| serde_json::from_value::<Shared>(v).ok())
+            .find(|s| s.task_listing_db_id == db && s.owner != me)
+            .and_then(|s| s.owner_url))
+    }
+
+    /// Forwards a submission to the node at `owner_url`, having first recorded where the
+    /// job goes (so that it stays readable here even if the answer is lost). Returns the
+    /// owner's status (201, or 200 for a replay) and job.
+    pub async fn forward_job(&self, mut raw: Value, owner_url: &str) -> ApiResult<(u16, JobView)> {
+        let job_id = match raw.get("job_id").and_then(Value::as_str) {
+            Some(id) => id.to_owned(),
+            None => {
+                let id = new_job_id(now_ms(), &body_hash(&raw));
+                raw["job_id"] = json!(id);
+                id
+            }
+        };
+        check_job_id(&job_id)?;
+        if let Some(forwarded) = &self.forwarded {
+            let record = json!({"owner_url": owner_url, "at_ms": now_ms()});
+            forwarded
+                .put(&job_id, &record)
+                .await
+                .map_err(|e| ApiError::new(Code::Unavailable, e.to_string()))?;
+        }
+        let answer = self.http.post(format!("{owner_url}/v1/jobs")).json(&raw).send().await;
+        owner_answer(owner_url, answer.map_err(|e| unreachable_owner(owner_url, e))?).await
+    }
+
+    /// A job that was forwarded from here, as its owner shows it now.
+    pub(crate) async fn forwarded_job(&self, job_id: &str) -> ApiResult<Option<JobView>> {
+        let Some(forwarded) = &self.forwarded else { return Ok(None) };
+        let record =
+            forwarded.get(job_id).await.map_err(|e| ApiError::new(Code::Unavailable, e.to_string()))?;
+        let Some(url) = record.as_ref().and_then(|r| r["owner_url"].as_str()) else { return Ok(None) };
+        let answer = self.http.get(format!("{url}/v1/jobs/{job_id}")).send().await;
+        Ok(Some(owner_answer(url, answer.map_err(|e| unreachable_owner(url, e))?).await?.1))
+    }
+}
+
+/// The owner's answer: its job, or its refusal with the owner's code.
+async fn owner_answer(url: &str, answer: reqwest::Response) -> ApiResult<(u16, JobView)> {
+    let status = answer.status().as_u16();
+    let body: Value = answer.json().await.map_err(|e| unreachable_owner(url, e))?;
+    if status < 300 {
+        let job = serde_json::from_value(body).map_err(|e| unreachable_owner(url, e))?;
+        return Ok((status, job));
+    }
+    let code = body["error"]["code"].as_u64().and_then(|n| u16::try_from(n).ok()).and_then(Code::from_number);
+    let message = body["error"]["message"].as_str().unwrap_or("refused");
+    Err(ApiError::new(code.unwrap_or(Code::Unavailable), format!("the owner node {url}: {message}")))
 }

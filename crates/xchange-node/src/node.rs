@@ -10,7 +10,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use xchange_core::{Announce, EngineConfig};
-use xchange_mesh::{DirectoryWatch, Mesh, RelayHandle, SharedRegistry};
+use xchange_mesh::{DirectoryWatch, Mesh, RelayHandle, SharedKv, SharedRegistry};
 use xchange_protocol::{Code, TaskId, TaskState};
 use xchange_runtime::{AgentHandle, Runtime, RuntimeBuilder, TaskFailure};
 use xchange_store::{Job, NewJob, Store};
@@ -59,6 +59,10 @@ pub struct Node<S> {
     relay: Mutex<Option<RelayHandle>>,
     /// The registry shared with the other nodes on a NATS bus (federation).
     pub(crate) shared_registry: Option<SharedRegistry>,
+    /// Where jobs forwarded from here went (federation).
+    pub(crate) forwarded: Option<SharedKv>,
+    /// For talking to other nodes.
+    pub(crate) http: reqwest::Client,
 }
 
 /// What a submission did.
@@ -89,6 +93,10 @@ impl<S: Store + Clone> Node<S> {
             .shared_registry()
             .await
             .map_err(|e| ApiError::new(Code::Unavailable, format!("opening the shared registry: {e}")))?;
+        let forwarded = mesh
+            .shared_kv(crate::federation::FORWARDED_BUCKET)
+            .await
+            .map_err(|e| ApiError::new(Code::Unavailable, format!("opening the shared registry: {e}")))?;
         let gateway = GatewayConfig {
             server_id: manager.id().to_string(),
             token_check: (!config.tokens.is_empty()).then(|| static_tokens(config.tokens.clone())),
@@ -113,6 +121,8 @@ impl<S: Store + Clone> Node<S> {
             directory_watch,
             relay: Mutex::new(None),
             shared_registry,
+            forwarded,
+            http: reqwest::Client::new(),
         });
         let relay = node
             .mesh
@@ -295,7 +305,7 @@ pub fn body_hash(raw: &Value) -> String {
 }
 
 /// A fresh job id: a UUIDv7 from the time and the body's hash.
-fn new_job_id(now: u64, body_hash: &str) -> String {
+pub(crate) fn new_job_id(now: u64, body_hash: &str) -> String {
     let salt = NEXT_ID.fetch_add(1, Relaxed);
     let mut random = [0u8; 10];
     let digest = Sha256::digest(format!("{body_hash}:{salt}:{}", std::process::id()));

@@ -184,7 +184,7 @@ fn asking_without_a_contractor_fails_with_a_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nodes_on_one_nats_bus_share_their_registry() {
+async fn nodes_on_one_nats_bus_share_their_registry_and_forward_jobs() {
     let Ok(url) = std::env::var("XCHANGE_TEST_NATS") else {
         return eprintln!("XCHANGE_TEST_NATS is not set: skipped");
     };
@@ -244,6 +244,27 @@ async fn nodes_on_one_nats_bus_share_their_registry() {
     assert_eq!(left, 2);
     let (status, refused) = a.post("/v1/registry/query", json!({"filter": {"$where": "1"}})).await;
     assert_eq!((status, refused["error"]["code"].as_u64()), (422, Some(5014)), "{refused}");
-    drop((a, b));
+
+    // A job submitted to A for B's task database runs on B and is readable on A.
+    let _agent = Agent::on_bus(&url, &prefix, "upper", "tr a-z A-Z");
+    let mut forwarded = job("fed-1", "upper", json!({"text": "forwarded"}));
+    forwarded["task_db_id"] = json!("beta");
+    let (status, created) = a.post("/v1/jobs", forwarded.clone()).await;
+    assert_eq!((status, created["taskdb"].as_str()), (201, Some("beta")), "{created}");
+    let on_b = b.wait_done("fed-1").await;
+    assert_eq!((on_b["state"].as_str(), &on_b["result"]), (Some("completed"), &json!({"TEXT": "FORWARDED"})));
+    let on_a = a.wait_done("fed-1").await;
+    assert_eq!(on_a, on_b, "A reads the job B ran");
+    let (status, replay) = a.post("/v1/jobs", forwarded).await;
+    assert_eq!((status, replay["state"].as_str()), (200, Some("completed")), "{replay}");
+    let (_, local) = a.post("/v1/jobs/query", json!({"filter": {"job_id": "fed-1"}})).await;
+    assert_eq!(local["items"], json!([]), "A's own store holds no copy: {local}");
+    // With the owner gone, A says so (503, unavailable) rather than "not found".
+    drop(b);
+    let r = reqwest::get(format!("{}/v1/jobs/fed-1", a.base)).await.unwrap();
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!((status, body["error"]["code"].as_u64()), (503, Some(5039)), "{body}");
+    drop(a);
     clean_nats(&url, &prefix).await;
 }

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
+use xchange_protocol::Code;
 use xchange_store::Store;
 
 use crate::body::{OrDefault, Strict};
@@ -63,6 +64,10 @@ pub async fn submit<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
     Strict(raw): Strict<Value>,
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
+    if let Some(owner) = node.forward_target(&raw).await? {
+        let (status, job) = node.forward_job(raw, &owner).await?;
+        return Ok((StatusCode::from_u16(status).unwrap_or(StatusCode::OK), Json(job)));
+    }
     let accepted = node.submit(raw).await?;
     let status = if accepted.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(accepted.job.into())))
@@ -76,7 +81,12 @@ pub async fn get<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
     Path(job_id): Path<String>,
 ) -> ApiResult<Json<JobView>> {
-    Ok(Json(node.job(&job_id).await?.into()))
+    match node.job(&job_id).await {
+        Ok(job) => Ok(Json(job.into())),
+        // Forwarded to the node that owns its task database: read there.
+        Err(e) if e.code == Code::NotFound => node.forwarded_job(&job_id).await?.map(Json).ok_or(e),
+        Err(e) => Err(e),
+    }
 }
 
 /// Jobs in id order, a page at a time.
