@@ -189,14 +189,19 @@ impl<S: Store + Clone> Node<S> {
         owner_answer(owner_url, answer.map_err(|e| unreachable_owner(owner_url, e))?).await
     }
 
-    /// A job that was forwarded from here, as its owner shows it now.
-    pub(crate) async fn forwarded_job(&self, job_id: &str) -> ApiResult<Option<JobView>> {
+    /// The URL of the node a job was forwarded to from here, if it was.
+    pub(crate) async fn forwarded_to(&self, job_id: &str) -> ApiResult<Option<String>> {
         let Some(forwarded) = &self.forwarded else { return Ok(None) };
         let record =
             forwarded.get(job_id).await.map_err(|e| ApiError::new(Code::Unavailable, e.to_string()))?;
-        let Some(url) = record.as_ref().and_then(|r| r["owner_url"].as_str()) else { return Ok(None) };
+        Ok(record.as_ref().and_then(|r| r["owner_url"].as_str()).map(str::to_owned))
+    }
+
+    /// A job that was forwarded from here, as its owner shows it now.
+    pub(crate) async fn forwarded_job(&self, job_id: &str) -> ApiResult<Option<JobView>> {
+        let Some(url) = self.forwarded_to(job_id).await? else { return Ok(None) };
         let answer = self.http.get(format!("{url}/v1/jobs/{job_id}")).send().await;
-        Ok(Some(owner_answer(url, answer.map_err(|e| unreachable_owner(url, e))?).await?.1))
+        Ok(Some(owner_answer(&url, answer.map_err(|e| unreachable_owner(&url, e))?).await?.1))
     }
 }
 

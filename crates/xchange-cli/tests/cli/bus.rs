@@ -257,6 +257,10 @@ async fn nodes_on_one_nats_bus_share_their_registry_and_forward_jobs() {
     assert_eq!(on_a, on_b, "A reads the job B ran");
     let (status, replay) = a.post("/v1/jobs", forwarded).await;
     assert_eq!((status, replay["state"].as_str()), (200, Some("completed")), "{replay}");
+    // Its events too: A redirects to the owner's stream, which ends after the last state.
+    let events =
+        reqwest::get(format!("{}/v1/jobs/fed-1/events", a.base)).await.unwrap().text().await.unwrap();
+    assert!(events.contains("job_posting") && events.contains("\"completed\""), "{events}");
     let (_, local) = a.post("/v1/jobs/query", json!({"filter": {"job_id": "fed-1"}})).await;
     assert_eq!(local["items"], json!([]), "A's own store holds no copy: {local}");
     // With the owner gone, A says so (503, unavailable) rather than "not found".

@@ -10,10 +10,12 @@ use std::time::Duration;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Redirect, Response};
 use futures_util::Stream;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use xchange_filter::Filter;
+use xchange_protocol::Code;
 use xchange_store::{Event, Store};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -62,18 +64,27 @@ pub async fn stream<S: Store + Clone>(
 }
 
 /// One job's events from its `job_posting` on; the stream ends after its terminal state.
+/// A job this node forwarded to the node owning its task database is redirected there.
 #[utoipa::path(get, path = "/v1/jobs/{job_id}/events", tag = "jobs",
     params(("job_id" = String, Path, description = "the job id")),
     responses((status = 200, description = "text/event-stream of the job's events", content_type = "text/event-stream"),
+        (status = 307, description = "a forwarded job: its events are on its owner node"),
         (status = 404, body = ErrorBody)))]
 pub async fn job_stream<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
     headers: HeaderMap,
     Path(job_id): Path<String>,
-) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
-    node.job(&job_id).await?;
+) -> ApiResult<Response> {
+    if let Err(e) = node.job(&job_id).await {
+        return match node.forwarded_to(&job_id).await? {
+            Some(owner_url) if e.code == Code::NotFound => {
+                Ok(Redirect::temporary(&format!("{owner_url}/v1/jobs/{job_id}/events")).into_response())
+            }
+            _ => Err(e),
+        };
+    }
     let after = last_event_id(&headers)?.unwrap_or(0);
-    Ok(open(node, after, Selection { filter: None, job: Some(job_id) }))
+    Ok(open(node, after, Selection { filter: None, job: Some(job_id) }).into_response())
 }
 
 fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<i64>> {
