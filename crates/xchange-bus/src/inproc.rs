@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use parking_lot::{Mutex, RwLock};
-use xchange_protocol::{EdgeLimits, Envelope, Recipient, is_valid_name};
+use xchange_protocol::{EdgeLimits, Envelope, Recipient};
 
 use crate::counters::{BusCounters, Stats};
 use crate::edge::{Edge, EdgeMode};
@@ -168,16 +168,7 @@ impl Bus for InProcBus {
     }
 
     fn subscribe(&self, topic: Topic, inbox: Inbox) -> Result<SubscriptionId, BusError> {
-        if let Topic::Pool { pool, capability } = &topic {
-            for name in [pool, capability] {
-                if !is_valid_name(name) {
-                    return Err(BusError::InvalidTopic {
-                        topic: topic.to_string(),
-                        reason: format!("{name:?} is not 1-64 of [A-Za-z0-9_-]"),
-                    });
-                }
-            }
-        }
+        topic.check()?;
         let id = self.next_id.fetch_add(1, Relaxed);
         // Register the id first so that a concurrent unsubscribe of it can find the topic.
         self.topics.lock().insert(id, topic.clone());

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
-use xchange_protocol::{AgentId, Envelope, GLOBAL_POOL, Recipient};
+use xchange_protocol::{AgentId, Envelope, GLOBAL_POOL, Recipient, is_valid_name};
 
 /// What a subscriber listens to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -29,6 +29,22 @@ impl Topic {
     /// The pool topic for `capability` in the global pool.
     pub fn global(capability: impl Into<Arc<str>>) -> Self {
         Self::pool(GLOBAL_POOL, capability)
+    }
+
+    /// Refuses a pool topic whose names are not subject tokens (1-64 of `[A-Za-z0-9_-]`):
+    /// every bus keys pool subscriptions by them.
+    pub fn check(&self) -> Result<(), BusError> {
+        if let Self::Pool { pool, capability } = self {
+            for name in [pool, capability] {
+                if !is_valid_name(name) {
+                    return Err(BusError::InvalidTopic {
+                        topic: self.to_string(),
+                        reason: format!("{name:?} is not 1-64 of [A-Za-z0-9_-]"),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The topic a message addressed to `to` is published on.

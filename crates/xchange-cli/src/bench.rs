@@ -228,14 +228,19 @@ pub(crate) fn inproc(args: InprocArgs) -> anyhow::Result<()> {
         }))
     })?;
     driver.block_on(runtime.shutdown());
-    if args.json {
+    print_report(&report, args.json);
+    Ok(())
+}
+
+/// Prints a benchmark's report: one JSON line, or one `key value` line per figure.
+pub(crate) fn print_report(report: &Value, json: bool) {
+    if json {
         println!("{report}");
     } else {
         for (k, v) in report.as_object().into_iter().flatten() {
             println!("{k:<28} {v}");
         }
     }
-    Ok(())
 }
 
 fn pool(shard: usize) -> String {

@@ -282,12 +282,6 @@ pub(crate) fn bus(args: BusBenchArgs) -> anyhow::Result<()> {
         }))
     })?;
     drop(procs);
-    if args.json {
-        println!("{report}");
-    } else {
-        for (k, v) in report.as_object().into_iter().flatten() {
-            println!("{k:<28} {v}");
-        }
-    }
+    crate::bench::print_report(&report, args.json);
     Ok(())
 }

@@ -74,15 +74,6 @@ impl Mesh {
         &self.prefix
     }
 
-    /// Which transport: `inproc`, `nats` or `redis`.
-    pub fn transport(&self) -> &'static str {
-        match self.backend {
-            Backend::InProcess => "inproc",
-            Backend::Nats { .. } => "nats",
-            Backend::Redis { .. } => "redis",
-        }
-    }
-
     /// Returns once this process's subscriptions reached the server: announce an agent
     /// after it, so that the first call for proposals finds it listening.
     pub async fn flush(&self) -> Result<(), MeshError> {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 use xchange_protocol::{Code, GLOBAL_POOL};
-use xchange_store::{Store, StoreError};
+use xchange_store::{Store, StoreError, TaskDb};
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::page::{Page, QueryRequest, limit};
@@ -70,14 +70,22 @@ impl<S: Store + Clone> Node<S> {
         if self.shared_registry.is_none() {
             return Ok(());
         }
-        let mut after: Option<String> = None;
+        for db in self.all_taskdbs().await? {
+            self.share_taskdb(&db.task_listing_db_id, &db.document).await;
+        }
+        Ok(())
+    }
+
+    /// Every task database of the store, read a page at a time.
+    async fn all_taskdbs(&self) -> ApiResult<Vec<TaskDb>> {
+        let mut all: Vec<TaskDb> = Vec::new();
         loop {
+            let after = all.last().map(|db| db.task_listing_db_id.clone());
             let page = self.store.list_taskdbs(after.as_deref(), 500).await?;
-            let Some(last) = page.last() else { return Ok(()) };
-            after = Some(last.task_listing_db_id.clone());
-            for db in &page {
-                self.share_taskdb(&db.task_listing_db_id, &db.document).await;
+            if page.is_empty() {
+                return Ok(all);
             }
+            all.extend(page);
         }
     }
 
@@ -101,8 +109,7 @@ impl<S: Store + Clone> Node<S> {
                 })
                 .collect(),
             None => self
-                .store
-                .list_taskdbs(None, 1000)
+                .all_taskdbs()
                 .await?
                 .into_iter()
                 .map(|db| FederatedTaskDb {

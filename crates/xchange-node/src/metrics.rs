@@ -88,8 +88,14 @@ impl Metrics {
     }
 }
 
-fn header(out: &mut String, name: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+/// The `HELP` and `TYPE` lines of a counter.
+pub(crate) fn header(out: &mut String, name: &str, help: &str) {
+    family(out, name, "counter", help);
+}
+
+/// The `HELP` and `TYPE` lines of a metric family of `kind` (counter, gauge).
+pub(crate) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 #[cfg(test)]

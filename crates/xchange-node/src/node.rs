@@ -93,10 +93,9 @@ impl<S: Store + Clone> Node<S> {
             .shared_registry()
             .await
             .map_err(|e| ApiError::new(Code::Unavailable, format!("opening the shared registry: {e}")))?;
-        let forwarded = mesh
-            .shared_kv(crate::federation::FORWARDED_BUCKET)
-            .await
-            .map_err(|e| ApiError::new(Code::Unavailable, format!("opening the shared registry: {e}")))?;
+        let forwarded = mesh.shared_kv(crate::federation::FORWARDED_BUCKET).await.map_err(|e| {
+            ApiError::new(Code::Unavailable, format!("opening the forwarded-jobs bucket: {e}"))
+        })?;
         let gateway = GatewayConfig {
             server_id: manager.id().to_string(),
             token_check: (!config.tokens.is_empty()).then(|| static_tokens(config.tokens.clone())),

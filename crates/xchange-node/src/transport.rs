@@ -14,6 +14,7 @@ use xchange_runtime::AgentSpec;
 use crate::config::NodeConfig;
 use crate::error::ApiError;
 use crate::keyfile::load_or_create_key;
+use crate::metrics::{family, header};
 
 /// The file in the data folder that holds the node's manager key.
 pub const NODE_KEY_FILE: &str = "node.key";
@@ -27,11 +28,11 @@ pub(crate) async fn join(config: &NodeConfig) -> Result<Mesh, ApiError> {
         .map_err(|e| ApiError::new(Code::Unavailable, format!("joining the bus: {e}")))
 }
 
-/// The node's managing agent: in process an unsigned well-known id; on a network bus the
-/// key in the data folder, created on first start, so that agents see the same manager
-/// across restarts.
+/// The node's managing agent: in process an unsigned well-known id; on a bus that checks
+/// signatures the key in the data folder, created on first start, so that agents see the
+/// same manager across restarts.
 pub(crate) fn manager_spec(config: &NodeConfig, mesh: &Mesh) -> Result<AgentSpec, ApiError> {
-    if mesh.transport() == "inproc" {
+    if !mesh.bus().wants_signatures() {
         return Ok(AgentSpec::manager(AgentId::from_index(0, 1)));
     }
     let internal = |e: String| ApiError::new(Code::Internal, e);
@@ -51,11 +52,7 @@ pub(crate) fn render_metrics(
     relay: Option<&RelayHandle>,
 ) {
     if let Some(d) = directory {
-        let _ = writeln!(
-            out,
-            "# HELP xchange_directory_cards_total Agent cards seen in the bus's directory, by outcome."
-        );
-        let _ = writeln!(out, "# TYPE xchange_directory_cards_total counter");
+        header(out, "xchange_directory_cards_total", "Agent cards seen in the bus's directory, by outcome.");
         for (what, n) in [
             ("seen", &d.cards_seen),
             ("invalid", &d.cards_invalid),
@@ -68,16 +65,11 @@ pub(crate) fn render_metrics(
     }
     if let Some(r) = relay {
         let s = r.stats();
-        let _ = writeln!(
-            out,
-            "# HELP xchange_relay_events_total Outbox events relayed to the bus's server, by outcome."
-        );
-        let _ = writeln!(out, "# TYPE xchange_relay_events_total counter");
+        header(out, "xchange_relay_events_total", "Outbox events relayed to the bus's server, by outcome.");
         for (what, n) in [("published", &s.published), ("duplicate", &s.duplicates), ("error", &s.errors)] {
             let _ = writeln!(out, "xchange_relay_events_total{{outcome=\"{what}\"}} {}", n.load(Relaxed));
         }
-        let _ = writeln!(out, "# HELP xchange_relay_cursor The last outbox event id the bus acknowledged.");
-        let _ = writeln!(out, "# TYPE xchange_relay_cursor gauge");
+        family(out, "xchange_relay_cursor", "gauge", "The last outbox event id the bus acknowledged.");
         let _ = writeln!(out, "xchange_relay_cursor {}", s.cursor.load(Relaxed));
     }
 }

@@ -312,16 +312,7 @@ impl Bus for NetBus {
     }
 
     fn subscribe(&self, topic: Topic, inbox: Inbox) -> Result<SubscriptionId, BusError> {
-        if let Topic::Pool { pool, capability } = &topic {
-            for name in [pool, capability] {
-                if !is_valid_name(name) {
-                    return Err(BusError::InvalidTopic {
-                        topic: topic.to_string(),
-                        reason: format!("{name:?} is not 1-64 of [A-Za-z0-9_-]"),
-                    });
-                }
-            }
-        }
+        topic.check()?;
         let id = self.core.next_id.fetch_add(1, Relaxed);
         self.core.topics.lock().insert(id, topic.clone());
         let mut routes = self.core.routes.write();
