@@ -5,6 +5,7 @@ mod agent;
 mod bench;
 mod bench_bus;
 mod bench_submit;
+mod cluster;
 mod demo;
 mod process;
 mod serve;
@@ -38,6 +39,9 @@ enum Command {
     /// Run an agent that connects to a node.
     #[command(subcommand)]
     Agent(agent::AgentCommand),
+    /// Inspect the nodes that share one store: their partitions and leases.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Simulate allocation policies on virtual time and compare them with the optimum.
     Sim(sim::SimArgs),
 }
@@ -53,5 +57,6 @@ fn main() -> anyhow::Result<()> {
         Command::Sim(args) => sim::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Agent(command) => agent::run(command),
+        Command::Cluster(command) => cluster::run(command),
     }
 }

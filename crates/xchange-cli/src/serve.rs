@@ -38,6 +38,17 @@ pub(crate) struct ServeArgs {
     /// Prefix of every subject, channel, bucket and stream on the bus [default: aixp].
     #[arg(long, env = "XCHANGE_BUS_PREFIX")]
     bus_prefix: Option<String>,
+    /// The URL other nodes and clients reach this node at [default: http:// + the address
+    /// it listens on].
+    #[arg(long, env = "XCHANGE_ADVERTISE_URL")]
+    advertise_url: Option<String>,
+    /// How many partitions the jobs are split into across the nodes of one store [default: 16].
+    #[arg(long, env = "XCHANGE_PARTITIONS")]
+    partitions: Option<u32>,
+    /// How long a partition's lease lasts unless renewed, in ms: a dead node's jobs wait
+    /// this long for another node [default: 10000].
+    #[arg(long, env = "XCHANGE_PARTITION_LEASE_MS")]
+    partition_lease_ms: Option<u64>,
 }
 
 impl ServeArgs {
@@ -69,6 +80,15 @@ impl ServeArgs {
         }
         if let Some(prefix) = &self.bus_prefix {
             config.bus_prefix = prefix.clone();
+        }
+        if let Some(url) = &self.advertise_url {
+            config.advertise_url = Some(url.clone());
+        }
+        if let Some(n) = self.partitions {
+            config.partitions = n;
+        }
+        if let Some(ms) = self.partition_lease_ms {
+            config.partition_lease_ms = ms;
         }
         config.validate()?;
         Ok(config)

@@ -48,6 +48,12 @@ pub struct NodeConfig {
     /// The URL other nodes and clients reach this node at, published with its task
     /// databases in the shared registry; default `http://` + the address it listens on.
     pub advertise_url: Option<String>,
+    /// How many partitions the jobs are split into; nodes on one store share them out
+    /// (the store keeps the largest count any node asked for).
+    pub partitions: u32,
+    /// How long a node holds a partition without renewing it, in milliseconds: after a
+    /// node dies, its jobs wait this long before another node carries them on.
+    pub partition_lease_ms: u64,
 }
 
 impl Default for NodeConfig {
@@ -68,6 +74,8 @@ impl Default for NodeConfig {
             bus_prefix: "aixp".to_owned(),
             card_ttl_ms: 30_000,
             advertise_url: None,
+            partitions: 16,
+            partition_lease_ms: 10_000,
         }
     }
 }
@@ -126,6 +134,12 @@ impl NodeConfig {
         if !xchange_protocol::is_valid_name(&self.bus_prefix) {
             return Err(ConfigError::Invalid("bus_prefix must be 1-64 of [A-Za-z0-9_-]".into()));
         }
+        if !(1..=4096).contains(&self.partitions) {
+            return Err(ConfigError::Invalid("partitions must be in 1..=4096".into()));
+        }
+        if self.partition_lease_ms < 300 {
+            return Err(ConfigError::Invalid("partition_lease_ms must be at least 300".into()));
+        }
         if self.card_ttl_ms < 1_000 {
             return Err(ConfigError::Invalid("card_ttl_ms must be at least 1000".into()));
         }
@@ -161,6 +175,8 @@ mod tests {
         assert!(parse("bus = \"amqp://x\"\n").unwrap_err().contains("nats://"));
         assert!(parse("bus_prefix = \"a.b\"\n").unwrap_err().contains("bus_prefix"));
         assert!(parse("card_ttl_ms = 10\n").unwrap_err().contains("card_ttl_ms"));
+        assert!(parse("partitions = 0\n").unwrap_err().contains("partitions"));
+        assert!(parse("partition_lease_ms = 10\n").unwrap_err().contains("partition_lease_ms"));
         let c = parse("bus = \"nats://127.0.0.1:4222\"\nbus_prefix = \"lab\"\n").unwrap();
         assert_eq!((c.bus.as_deref(), c.bus_prefix.as_str()), (Some("nats://127.0.0.1:4222"), "lab"));
     }

@@ -16,10 +16,10 @@ use tokio::sync::mpsc;
 use xchange_core::{EngineConfig, EventKind, Submit};
 use xchange_protocol::{Code, TaskState};
 use xchange_runtime::TaskFailure;
-use xchange_store::{Job, JobState, NewEvent, Store, StoreError, Transition};
+use xchange_store::{Fence, Job, JobState, NewEvent, Store, StoreError, Transition};
 
 use crate::job::JobDocument;
-use crate::node::{JOB_NOTIFICATION, Node, now_ms, task_id_for};
+use crate::node::{JOB_NOTIFICATION, Node, RunningJob, now_ms, task_id_for};
 
 /// How long a driver waits for the tap's `finished` once the submission has answered.
 const FALLBACK_WAIT: Duration = Duration::from_secs(2);
@@ -38,16 +38,19 @@ pub(crate) enum Progress {
 /// Where a running job's progress goes.
 pub(crate) type JobLine = mpsc::UnboundedSender<Progress>;
 
-/// A job as its events name it: the relay publishes each event under its task database.
+/// A job as its events name it (the relay publishes each event under its task database),
+/// with the fence its writes carry.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct JobRef<'a> {
     pub(crate) id: &'a str,
     pub(crate) taskdb: &'a str,
+    pub(crate) fence: Fence,
 }
 
 impl<S: Store + Clone> Node<S> {
-    /// Hands a stored job to the node's manager and starts its driver.
-    pub(crate) fn dispatch(self: &Arc<Self>, job: &Job) {
+    /// Hands a stored job to the node's manager and starts its driver; its writes carry
+    /// `fence`, the lease of its partition.
+    pub(crate) fn dispatch(self: &Arc<Self>, job: &Job, fence: Fence) {
         let doc: JobDocument = match serde_json::from_value(job.document.clone()) {
             Ok(doc) => doc,
             Err(e) => {
@@ -60,12 +63,15 @@ impl<S: Store + Clone> Node<S> {
         submit.task = Some(task);
         submit.budget = doc.budget.map(|b| b.or(EngineConfig::default().default_budget));
         let (tx, rx) = mpsc::unbounded_channel();
-        self.running.lock().insert(job.job_id.clone(), task);
+        // Held while spawning, so that the job's task cannot remove its entry before the
+        // abort handle is in it.
+        let mut running = self.running.lock();
+        running.insert(job.job_id.clone(), RunningJob { task, fence, abort: None });
         self.jobs_by_task.lock().insert(task, tx.clone());
         let node = self.clone();
         let (job_id, taskdb, version) = (job.job_id.clone(), job.taskdb.clone(), job.version);
         // One task per job: the submission and the driver run side by side in it.
-        tokio::spawn(async move {
+        let handle = tokio::spawn(async move {
             let submission = async {
                 // Private jobs go straight to a member (the private path): no call for proposals.
                 let outcome = match node.directed_contractor(&taskdb, &doc).await {
@@ -77,10 +83,13 @@ impl<S: Store + Clone> Node<S> {
                 };
                 let _ = tx.send(Progress::Fallback(outcome));
             };
-            tokio::join!(submission, node.drive(JobRef { id: &job_id, taskdb: &taskdb }, version, rx));
+            tokio::join!(submission, node.drive(JobRef { id: &job_id, taskdb: &taskdb, fence }, version, rx));
             node.running.lock().remove(&job_id);
             node.jobs_by_task.lock().remove(&task);
         });
+        if let Some(entry) = running.get_mut(&job.job_id) {
+            entry.abort = Some(handle.abort_handle());
+        }
     }
 
     /// Applies a job's progress in order; `version` is the job's version as this driver
@@ -156,8 +165,10 @@ impl<S: Store + Clone> Node<S> {
         detail: Value,
     ) -> bool {
         let job_id = job.id;
-        let mut payload =
-            json!({"job_id": job_id, "taskdb": job.taskdb, "state": state.as_str(), "detail": detail});
+        let manager =
+            json!({"node": self.cluster.node_id, "partition": job.fence.partition, "epoch": job.fence.epoch});
+        let mut payload = json!({"job_id": job_id, "taskdb": job.taskdb, "state": state.as_str(),
+                                 "detail": detail, "manager": manager});
         if let Some(code) = code {
             payload["code"] = json!(code.number());
             payload["code_name"] = json!(code.name());
@@ -183,6 +194,7 @@ impl<S: Store + Clone> Node<S> {
                 reason_code: code.map(|c| i32::from(c.number())),
                 event: NewEvent { kind: JOB_NOTIFICATION.to_owned(), payload: payload.clone() },
                 now_ms: now_ms() as i64,
+                fence: Some(job.fence),
             };
             match self.store.transition(t).await {
                 Ok(job) => {
@@ -194,6 +206,12 @@ impl<S: Store + Clone> Node<S> {
                 }
                 Err(StoreError::StaleVersion { .. }) => continue,
                 Err(StoreError::IllegalTransition { .. }) => return false,
+                Err(e @ StoreError::Fenced { .. }) => {
+                    // Another node manages the job now; the keeper drops it here.
+                    tracing::warn!(job = %job_id, error = %e, "a write was fenced off");
+                    self.cluster.note_fenced();
+                    return false;
+                }
                 Err(e) => {
                     tracing::error!(job = %job_id, error = %e, "cannot record job progress");
                     self.metrics.store_errors.fetch_add(1, Relaxed);

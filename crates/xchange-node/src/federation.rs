@@ -145,7 +145,7 @@ struct Shared {
 /// Where jobs forwarded from a node went: bucket `{prefix}_forwarded`, key = job id.
 pub(crate) const FORWARDED_BUCKET: &str = "forwarded";
 
-fn unreachable_owner(url: &str, e: impl std::fmt::Display) -> ApiError {
+pub(crate) fn unreachable_owner(url: &str, e: impl std::fmt::Display) -> ApiError {
     ApiError::new(Code::Unavailable, format!("the owner node {url} cannot be reached: {e}"))
 }
 
@@ -213,7 +213,7 @@ impl<S: Store + Clone> Node<S> {
 }
 
 /// The owner's answer: its job, or its refusal with the owner's code.
-async fn owner_answer(url: &str, answer: reqwest::Response) -> ApiResult<(u16, JobView)> {
+pub(crate) async fn owner_answer(url: &str, answer: reqwest::Response) -> ApiResult<(u16, JobView)> {
     let status = answer.status().as_u16();
     let body: Value = answer.json().await.map_err(|e| unreachable_owner(url, e))?;
     if status < 300 {

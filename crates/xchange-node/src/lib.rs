@@ -30,6 +30,7 @@
 
 mod agents;
 pub mod body;
+mod cluster;
 mod config;
 mod drive;
 mod error;
@@ -49,6 +50,7 @@ mod transport;
 mod validate;
 
 pub use agents::{AgentDirectory, AgentEntry};
+pub use cluster::{ClusterStatus, NodeStatus, PartitionStatus};
 pub use config::{ConfigError, DEFAULT_PORT, NodeConfig};
 pub use error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 pub use federation::FederatedTaskDb;

@@ -13,12 +13,13 @@ use xchange_core::{Announce, EngineConfig};
 use xchange_mesh::{DirectoryWatch, Mesh, RelayHandle, SharedKv, SharedRegistry};
 use xchange_protocol::{Code, TaskId, TaskState};
 use xchange_runtime::{AgentHandle, Runtime, RuntimeBuilder, TaskFailure};
-use xchange_store::{Job, NewJob, Store};
+use xchange_store::{Fence, Job, NewJob, Store, StoreError};
 
 use xchange_rules::Rules;
 use xchange_ws::{Gateway, GatewayConfig, static_tokens};
 
 use crate::agents::AgentDirectory;
+use crate::cluster::Cluster;
 use crate::config::NodeConfig;
 use crate::drive::{JobLine, JobRef};
 use crate::error::{ApiError, ApiResult};
@@ -37,7 +38,7 @@ pub struct Node<S> {
     runtime: Runtime,
     pub(crate) manager: AgentHandle,
     /// Jobs running here, by job id, so that a cancel finds the task.
-    pub(crate) running: Mutex<HashMap<String, TaskId>>,
+    pub(crate) running: Mutex<HashMap<String, RunningJob>>,
     /// The same, by task, for the events tap: where to send a job's progress.
     pub(crate) jobs_by_task: Mutex<HashMap<TaskId, JobLine>>,
     /// The newest event id this node committed: wakes event streams at once (streams also
@@ -63,6 +64,18 @@ pub struct Node<S> {
     pub(crate) forwarded: Option<SharedKv>,
     /// For talking to other nodes.
     pub(crate) http: reqwest::Client,
+    /// The partitions this node leases (replication).
+    pub(crate) cluster: Cluster,
+}
+
+/// A job this node manages.
+#[derive(Debug)]
+pub(crate) struct RunningJob {
+    pub(crate) task: TaskId,
+    /// What its writes carry.
+    pub(crate) fence: Fence,
+    /// Stops its driver when its partition moves to another node.
+    pub(crate) abort: Option<tokio::task::AbortHandle>,
 }
 
 /// What a submission did.
@@ -79,6 +92,9 @@ impl<S: Store + Clone> Node<S> {
     /// store to completion.
     pub async fn start(config: NodeConfig, store: S) -> Result<Arc<Self>, ApiError> {
         let rules = crate::routing::load_rules(config.rules.as_deref()).map_err(ApiError::invalid)?;
+        let node_id = crate::transport::node_id(&config)?;
+        let url = config.advertise_url.clone().unwrap_or_else(|| format!("http://{}", config.listen));
+        let cluster = Cluster::new(node_id, url, config.partition_lease_ms, config.partitions);
         let mesh = crate::transport::join(&config).await?;
         let runtime = RuntimeBuilder::new(mesh.bus(), Arc::new(engine_config(&config))).shards(1).start();
         let manager = runtime
@@ -122,6 +138,7 @@ impl<S: Store + Clone> Node<S> {
             shared_registry,
             forwarded,
             http: reqwest::Client::new(),
+            cluster,
         });
         let relay = node
             .mesh
@@ -132,7 +149,7 @@ impl<S: Store + Clone> Node<S> {
         node.share_all_taskdbs().await?;
         node.clone().spawn_card_writer(cards);
         node.clone().spawn_progress_listener();
-        node.recover().await?;
+        node.join_cluster().await?;
         Ok(node)
     }
 
@@ -163,20 +180,6 @@ impl<S: Store + Clone> Node<S> {
         self.relay.lock().take();
     }
 
-    async fn recover(self: &Arc<Self>) -> Result<(), ApiError> {
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.store.list_unfinished_jobs(after.as_deref(), 500).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.job_id.clone());
-            for job in &page {
-                self.metrics.jobs_recovered.fetch_add(1, Relaxed);
-                self.dispatch(job);
-            }
-        }
-        Ok(())
-    }
-
     /// Validates, routes and stores a job; a new one is then handed to the contract net.
     /// Returns once the job is durable.
     pub async fn submit(self: &Arc<Self>, raw: Value) -> ApiResult<Accepted> {
@@ -205,13 +208,26 @@ impl<S: Store + Clone> Node<S> {
         let job_id = doc.job_id.get_or_insert_with(|| new_job_id(now, &body_hash)).clone();
         let document =
             serde_json::to_value(&doc).map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
-        let new = NewJob { job_id, taskdb, document, body_hash, now_ms: now as i64 };
-        let submitted = self.store.submit_job(new).await?;
+        let mut new = NewJob { job_id, taskdb, document, body_hash, now_ms: now as i64, fence: None };
+        // A partition this node holds; if its lease moved on meanwhile, another one.
+        let mut attempts = 0;
+        let (submitted, fence) = loop {
+            let fence = self.partition_for(&new.job_id).await?;
+            new.fence = Some(fence);
+            match self.store.submit_job(new.clone()).await {
+                Err(StoreError::Fenced { .. }) if attempts < 3 => {
+                    attempts += 1;
+                    self.cluster.note_fenced();
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                answer => break (answer?, fence),
+            }
+        };
         let created = submitted.is_created();
         let job = submitted.into_job();
         if created {
             self.note_events();
-            self.dispatch(&job);
+            self.dispatch(&job, fence);
         }
         Ok(Accepted { job, created })
     }
@@ -232,14 +248,17 @@ impl<S: Store + Clone> Node<S> {
             )
             .at("job_id"));
         }
-        let task = self.running.lock().get(job_id).copied();
-        match task {
+        let task = self.running.lock().get(job_id).map(|r| r.task);
+        let held = self.cluster.held().into_iter().find(|f| f.partition == job.partition);
+        match (task, held) {
             // The engine ends the task (and its subcontracts) as cancelled; the job follows.
-            Some(task) => self.manager.cancel(task, reason.to_owned()),
-            None => {
+            (Some(task), _) => self.manager.cancel(task, reason.to_owned()),
+            (None, Some(fence)) => {
                 let failure = TaskFailure::new(TaskState::Cancelled, Code::Cancelled, reason);
-                self.finish(JobRef { id: job_id, taskdb: &job.taskdb }, None, Err(failure)).await;
+                self.finish(JobRef { id: job_id, taskdb: &job.taskdb, fence }, None, Err(failure)).await;
             }
+            // Another node manages it: only its manager may end it.
+            (None, None) => return self.cancel_at_owner(&job, reason).await,
         }
         Ok(job)
     }
@@ -264,6 +283,12 @@ impl<S: Store + Clone> Node<S> {
         }
     }
 
+    /// The last event id the relay had the bus acknowledge, if there is a relay.
+    pub(crate) fn relay_cursor(&self) -> Option<i64> {
+        let relay = self.relay.lock();
+        relay.as_ref().map(|r| r.stats().cursor.load(Relaxed))
+    }
+
     /// The metrics, in Prometheus' text format.
     pub fn metrics_text(&self) -> String {
         let mut text = self.metrics.render(&self.runtime.stats(), &self.runtime.bus().counters());
@@ -272,6 +297,7 @@ impl<S: Store + Clone> Node<S> {
             self.directory_watch.as_ref().map(DirectoryWatch::stats),
             self.relay.lock().as_ref(),
         );
+        self.cluster.render_metrics(&mut text);
         text
     }
 }

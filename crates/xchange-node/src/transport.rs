@@ -45,6 +45,16 @@ pub(crate) fn manager_spec(config: &NodeConfig, mesh: &Mesh) -> Result<AgentSpec
     Ok(AgentSpec::manager(key.id()).with_key(key))
 }
 
+/// The node's id in the cluster: its key's agent id (the key is created in the data
+/// folder on first start), so that a restarted node is the same node.
+pub(crate) fn node_id(config: &NodeConfig) -> Result<String, ApiError> {
+    let internal = |e: String| ApiError::new(Code::Internal, e);
+    std::fs::create_dir_all(&config.data).map_err(|e| internal(format!("creating the data folder: {e}")))?;
+    let (key, _) =
+        load_or_create_key(&config.data.join(NODE_KEY_FILE)).map_err(|e| internal(e.to_string()))?;
+    Ok(key.id().to_string())
+}
+
 /// Appends the directory's and the relay's counters to the metrics text.
 pub(crate) fn render_metrics(
     out: &mut String,

@@ -54,6 +54,7 @@ async fn measure(url: &str, submitters: u64, jobs: u64) -> Result<(), Box<dyn st
                              "job_priority_value": n % 10, "job_init_data": {"max_words": 200}}),
             body_hash: format!("{n:064x}"),
             now_ms: 1,
+            fence: None,
         };
         assert!(store.submit_job(job).await.expect("submit").is_created());
     })
@@ -69,6 +70,7 @@ async fn measure(url: &str, submitters: u64, jobs: u64) -> Result<(), Box<dyn st
             reason_code: None,
             event: NewEvent { kind: "announced".to_owned(), payload: json!({"n": n}) },
             now_ms: 2,
+            fence: None,
         };
         store.transition(t).await.expect("transition");
     })

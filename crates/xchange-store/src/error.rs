@@ -56,6 +56,18 @@ pub enum StoreError {
         /// The state asked for.
         to: JobState,
     },
+    /// A fenced write (see [`Fence`](crate::Fence)) whose partition's lease has moved on:
+    /// another node manages the partition now, or the job is in another partition.
+    #[error("partition {partition} is at epoch {current}, not {epoch}: another node manages it now")]
+    Fenced {
+        /// The partition the write named.
+        partition: i32,
+        /// The epoch the write carried.
+        epoch: i64,
+        /// The lease's epoch now (-1 when the job is in another partition or the
+        /// partition does not exist).
+        current: i64,
+    },
     /// An argument the store cannot accept (empty id, malformed hash, a JSON string with
     /// a NUL character, ...). Refused before anything is written, by both backends alike.
     #[error("invalid input: {0}")]
@@ -106,6 +118,7 @@ impl StoreError {
             Self::Conflict { .. } | Self::StaleVersion { .. } | Self::IllegalTransition { .. } => {
                 Code::Conflict
             }
+            Self::Fenced { .. } => Code::Fenced,
             Self::InvalidInput(_) | Self::InvalidUrl { .. } => Code::InvalidRequest,
             Self::Database(err)
                 if matches!(

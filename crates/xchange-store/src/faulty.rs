@@ -108,6 +108,7 @@ mod tests {
             document: json!({"n": 1}),
             body_hash: "a".repeat(64),
             now_ms: 1,
+            fence: None,
         }
     }
 

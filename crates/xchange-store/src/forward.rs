@@ -220,6 +220,62 @@ macro_rules! impl_store_by {
                 $via!(read, self, s => s.list_templates(after, limit))
             }
 
+            async fn list_unfinished_jobs_in(
+                &self,
+                partition: i32,
+                after: Option<&str>,
+                limit: u32,
+            ) -> Result<Vec<$crate::Job>, $crate::StoreError> {
+                $via!(read, self, s => s.list_unfinished_jobs_in(partition, after, limit))
+            }
+
+            async fn node_alive(
+                &self,
+                node_id: &str,
+                url: &str,
+                starting: bool,
+            ) -> Result<i64, $crate::StoreError> {
+                $via!(write, self, s => s.node_alive(node_id, url, starting))
+            }
+
+            async fn cluster_nodes(&self) -> Result<Vec<$crate::ClusterNode>, $crate::StoreError> {
+                $via!(read, self, s => s.cluster_nodes())
+            }
+
+            async fn ensure_partitions(&self, count: u32) -> Result<(), $crate::StoreError> {
+                $via!(write, self, s => s.ensure_partitions(count))
+            }
+
+            async fn partition_leases(&self) -> Result<Vec<$crate::Lease>, $crate::StoreError> {
+                $via!(read, self, s => s.partition_leases())
+            }
+
+            async fn acquire_partition(
+                &self,
+                partition: i32,
+                node_id: &str,
+                ttl_ms: i64,
+            ) -> Result<Option<$crate::Lease>, $crate::StoreError> {
+                $via!(write, self, s => s.acquire_partition(partition, node_id, ttl_ms))
+            }
+
+            async fn renew_partition(
+                &self,
+                fence: $crate::Fence,
+                node_id: &str,
+                ttl_ms: i64,
+            ) -> Result<Option<i64>, $crate::StoreError> {
+                $via!(write, self, s => s.renew_partition(fence, node_id, ttl_ms))
+            }
+
+            async fn release_partition(
+                &self,
+                fence: $crate::Fence,
+                node_id: &str,
+            ) -> Result<bool, $crate::StoreError> {
+                $via!(write, self, s => s.release_partition(fence, node_id))
+            }
+
             async fn durability_settings(&self) -> Result<$crate::Durability, $crate::StoreError> {
                 $via!(read, self, s => s.durability_settings())
             }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::StoreError;
+use crate::lease::Fence;
 
 /// The kind of the event written with every newly created job.
 pub const JOB_POSTING: &str = "job_posting";
@@ -124,6 +125,8 @@ pub struct Job {
     pub updated_ms: i64,
     /// 1 at creation, incremented by every change.
     pub version: i64,
+    /// The partition the job belongs to (see [`Fence`]); 0 for a job created unfenced.
+    pub partition: i32,
 }
 
 impl Job {
@@ -156,6 +159,7 @@ impl Job {
             created_ms: job.now_ms,
             updated_ms: job.now_ms,
             version: 1,
+            partition: job.fence.map_or(0, |fence| fence.partition),
         }
     }
 
@@ -196,6 +200,10 @@ pub struct NewJob {
     pub body_hash: String,
     /// The creation time.
     pub now_ms: i64,
+    /// With a fence, the job is created in its partition, and only while the partition's
+    /// lease is at its epoch (else [`StoreError::Fenced`]); without, in partition 0,
+    /// unconditionally (one process that leases nothing).
+    pub fence: Option<Fence>,
 }
 
 /// What [`Store::submit_job`](crate::Store::submit_job) did.
@@ -255,6 +263,9 @@ pub struct Transition {
     pub event: NewEvent,
     /// The change's time: the job's `updated_ms` and the event's `at_ms`.
     pub now_ms: i64,
+    /// With a fence, the change applies only if the job is in the fence's partition and
+    /// the partition's lease is still at its epoch (else [`StoreError::Fenced`]).
+    pub fence: Option<Fence>,
 }
 
 /// An outbox event.
@@ -306,6 +317,7 @@ mod tests {
             document: json!({"submitted_by": "alice", "state": "forged", "job_id": 7}),
             body_hash: "0".repeat(64),
             now_ms: 5,
+            fence: None,
         });
         job.updated_ms = 9;
         job.state = JobState::Running;

@@ -57,16 +57,22 @@
 //!   `Dialect`: `db.rs` (the sqlx plumbing behind one bound), `dialect.rs` (what differs),
 //!   `record.rs` (get, list, delete for every table), `commit.rs`, `batch.rs`, `plan.rs`
 //!   and `bulk.rs` (the group commit), `registry.rs` (the other writes), `jobs.rs`
-//!   (outbox, statistics), `find.rs` (filters).
+//!   (outbox, statistics), `find.rs` (filters), `lease.rs` (partition leases, nodes).
 //! - `sqlite.rs` and `postgres.rs`: connecting, and each database's `Dialect`.
 //! - `migrations.rs` with the SQL in `migrations/{sqlite,postgres}/`: the schemas.
 //! - `any.rs`: the URL dispatch. `forward.rs`: the macro that implements [`Store`] for
 //!   the types that hand every call to another store. `faulty.rs`: [`FaultyStore`].
 //! - `examples/submit_throughput.rs`: concurrent submissions per second, printed.
 //!
+//! - **Fencing.** Jobs belong to partitions that nodes lease ([`Lease`], with an epoch
+//!   that grows at every acquisition, on the database's clock); a write that carries a
+//!   [`Fence`] applies only while its partition's lease is at that epoch, checked in the
+//!   write's transaction with the lease row locked, so that a node that lost its lease
+//!   cannot write and the node that took it over sees every write acknowledged before
+//!   (`lease.rs`, `sql/lease.rs`). Else [`StoreError::Fenced`].
+//!
 //! # Not yet
 //!
-//! - **Partition leases and fencing** for several replicas.
 //! - **Group commit of the registry writes**: task databases, organisations, cards,
 //!   subscriptions and templates are one transaction each (they are rare).
 //! - **Document indexes**: a filter on document fields reads every row in its key range
@@ -94,6 +100,7 @@ mod error;
 #[cfg(feature = "testsuite")]
 mod faulty;
 mod job;
+mod lease;
 mod migrations;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -110,8 +117,9 @@ pub use error::{StoreError, redact_url};
 #[cfg(feature = "testsuite")]
 pub use faulty::FaultyStore;
 pub use job::{Event, JOB_POSTING, Job, JobState, NewEvent, NewJob, Submitted, Transition};
+pub use lease::{ClusterNode, Fence, Lease};
 #[cfg(feature = "postgres")]
-pub use postgres::{DEFAULT_MAX_CONNECTIONS, PostgresStore};
+pub use postgres::{DEFAULT_MAX_CONNECTIONS, IDLE_IN_TRANSACTION_MS, PostgresStore};
 pub use records::{
     AgentCard, Durability, LatencySummary, Org, Subscription, TaskDb, TaskDbJobCounts, Template,
 };

@@ -21,12 +21,14 @@ pub(crate) type Step = (i64, &'static str, &'static str);
 pub(crate) const SQLITE: &[Step] = &[
     (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
     (2, "registry and stats", include_str!("../migrations/sqlite/0002_registry_and_stats.sql")),
+    (3, "partitions", include_str!("../migrations/sqlite/0003_partitions.sql")),
 ];
 
 #[cfg(feature = "postgres")]
 pub(crate) const POSTGRES: &[Step] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
     (2, "registry and stats", include_str!("../migrations/postgres/0002_registry_and_stats.sql")),
+    (3, "partitions", include_str!("../migrations/postgres/0003_partitions.sql")),
 ];
 
 /// A migrator for `steps`, each run in its own transaction.

@@ -42,6 +42,12 @@ pub const DEFAULT_MAX_CONNECTIONS: u32 = 8;
 const OUTBOX_LOCK: &str =
     "SELECT pg_advisory_xact_lock(1480803670, hashtext(COALESCE(current_schema(), '')))";
 
+/// How long the server lets a transaction of this store sit idle before ending it, in
+/// milliseconds. The store's transactions send their statements back to back, so only a
+/// stalled process idles this long. A takeover waits at most this long for a stalled
+/// node's locks: well within the default partition lease (10 s).
+pub const IDLE_IN_TRANSACTION_MS: u64 = 1_000;
+
 /// The PostgreSQL store. Cloning is cheap and shares the pool and the writer task.
 ///
 /// Connecting starts its group-commit writer on the current tokio runtime, which must
@@ -62,8 +68,17 @@ impl PostgresStore {
     }
 
     /// Connects with explicit options and pool size and migrates the schema.
+    ///
+    /// A transaction left idle for [`IDLE_IN_TRANSACTION_MS`] is ended by the server: a
+    /// node paused (or cut off) inside a batch must not keep the lease rows and the outbox
+    /// lock that a takeover and the other nodes' commits wait for.
     pub async fn connect_with(options: PgConnectOptions, max_connections: u32) -> Result<Self, StoreError> {
-        let options = options.options([("synchronous_commit", "on"), ("jit", "off")]);
+        let idle = IDLE_IN_TRANSACTION_MS.to_string();
+        let options = options.options([
+            ("synchronous_commit", "on"),
+            ("jit", "off"),
+            ("idle_in_transaction_session_timeout", idle.as_str()),
+        ]);
         let pool = PgPoolOptions::new().max_connections(max_connections).connect_with(options).await?;
         // The migrator serializes concurrent starts with an advisory lock of its own.
         migrations::migrator(migrations::POSTGRES).run(&pool).await?;
@@ -76,6 +91,9 @@ impl_store_by!(impl[] PostgresStore => via_newtype);
 impl Dialect for Postgres {
     const BEGIN_WRITE: &'static str = "BEGIN";
     const FOR_UPDATE: &'static str = " FOR UPDATE";
+    // Not KEY SHARE: a takeover's UPDATE of a non-key column would not wait for that.
+    const FOR_SHARE: &'static str = " FOR SHARE";
+    const NOW_MS: &'static str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
     const OUTBOX_LOCK: Option<&'static str> = Some(OUTBOX_LOCK);
 
     fn param(n: usize) -> String {

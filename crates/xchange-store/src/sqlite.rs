@@ -102,6 +102,8 @@ impl Dialect for Sqlite {
     // failing on a lock upgrade.
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const FOR_UPDATE: &'static str = "";
+    const FOR_SHARE: &'static str = "";
+    const NOW_MS: &'static str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
     // One writing connection per process and the file's write lock across processes:
     // commits, and so ids, are already in order.
     const OUTBOX_LOCK: Option<&'static str> = None;

@@ -7,6 +7,7 @@ use xchange_filter::Filter;
 
 use crate::error::StoreError;
 use crate::job::{Event, Job, NewJob, Submitted, Transition};
+use crate::lease::{ClusterNode, Fence, Lease};
 use crate::records::{
     AgentCard, Durability, LatencySummary, Org, Subscription, TaskDb, TaskDbJobCounts, Template,
 };
@@ -248,6 +249,62 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&str>,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Template>, StoreError>> + Send;
+
+    /// Up to `limit` unfinished jobs of `partition` with `job_id > after`, in `job_id`
+    /// order: what a node that takes the partition over carries on.
+    fn list_unfinished_jobs_in(
+        &self,
+        partition: i32,
+        after: Option<&str>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Job>, StoreError>> + Send;
+
+    /// Records that the node is alive at `url` (`starting`: a new incarnation, which
+    /// resets its `started_ms`); returns the database's clock (Unix ms), which the lease
+    /// times are on.
+    fn node_alive(
+        &self,
+        node_id: &str,
+        url: &str,
+        starting: bool,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
+    /// Every node that ever said it was alive, by id.
+    fn cluster_nodes(&self) -> impl Future<Output = Result<Vec<ClusterNode>, StoreError>> + Send;
+
+    /// Creates the leases of partitions `0..count` that do not exist yet (free), so that
+    /// nodes configured with more partitions than the database has add them.
+    fn ensure_partitions(&self, count: u32) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every partition's lease, by partition.
+    fn partition_leases(&self) -> impl Future<Output = Result<Vec<Lease>, StoreError>> + Send;
+
+    /// Leases `partition` to `node_id` for `ttl_ms` with the next epoch, if it is free,
+    /// expired, or held by `node_id` itself (a previous incarnation, fenced off by the new
+    /// epoch); `None` when another node holds it.
+    fn acquire_partition(
+        &self,
+        partition: i32,
+        node_id: &str,
+        ttl_ms: i64,
+    ) -> impl Future<Output = Result<Option<Lease>, StoreError>> + Send;
+
+    /// Extends the lease by `ttl_ms` from now if `node_id` still holds it at the fence's
+    /// epoch; returns the new expiry, `None` when the lease has moved on.
+    fn renew_partition(
+        &self,
+        fence: Fence,
+        node_id: &str,
+        ttl_ms: i64,
+    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
+
+    /// Frees the partition if `node_id` still holds it at the fence's epoch; returns
+    /// whether it did.
+    fn release_partition(
+        &self,
+        fence: Fence,
+        node_id: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// What the connection reports about durability (see [`Durability::is_durable`]).
     fn durability_settings(&self) -> impl Future<Output = Result<Durability, StoreError>> + Send;

@@ -12,19 +12,20 @@ use serde_json::{Value, json};
 use crate::procs::Agent;
 use crate::serve::{Served, job};
 
-fn unique_prefix(what: &str) -> String {
+pub(crate) fn unique_prefix(what: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     format!("t{what}{}x{nanos}", std::process::id())
 }
 
-/// Deletes what a run left on the shared NATS server: the directory and registry buckets
-/// and the events stream of `prefix`.
-async fn clean_nats(url: &str, prefix: &str) {
+/// Deletes what a run left on the shared NATS server: the directory, registry and
+/// forwarded-jobs buckets and the events stream of `prefix`.
+pub(crate) async fn clean_nats(url: &str, prefix: &str) {
     let client = async_nats::connect(url).await.expect("connect to NATS");
     let js = async_nats::jetstream::new(client);
     let _ = js.delete_key_value(format!("{prefix}_agents")).await;
     let _ = js.delete_stream(format!("{}_EVENTS", prefix.to_uppercase())).await;
     let _ = js.delete_key_value(format!("{prefix}_registry")).await;
+    let _ = js.delete_key_value(format!("{prefix}_forwarded")).await;
 }
 
 /// Reads the events stream of `prefix` with the durable consumer `reader`, acknowledging

@@ -3,10 +3,12 @@
 use std::process::Command;
 
 mod bus;
+mod deployment;
 mod interop;
 mod kill;
 mod pg;
 mod procs;
+mod replicas;
 mod restart;
 mod serve;
 

@@ -55,6 +55,13 @@ impl Agent {
         Self::start_with(&["--bus", url, "--bus-prefix", prefix], capability, exec)
     }
 
+    /// [`Agent::on_bus`] with more flags (`--capacity`, ...).
+    pub(crate) fn on_bus_with(url: &str, prefix: &str, capability: &str, exec: &str, more: &[&str]) -> Self {
+        let join: Vec<&str> =
+            ["--bus", url, "--bus-prefix", prefix].into_iter().chain(more.iter().copied()).collect();
+        Self::start_with(&join, capability, exec)
+    }
+
     fn start_with(join: &[&str], capability: &str, exec: &str) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_xchange"))
             .args(["agent", "run"])

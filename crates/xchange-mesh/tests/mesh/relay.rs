@@ -45,6 +45,7 @@ impl Scratch {
                 document: json!({"job_goal": {"text": format!("goal {n}")}}),
                 body_hash: format!("{n:064x}"),
                 now_ms: T0 + i64::from(n),
+                fence: None,
             };
             self.store.submit_job(job).await.expect("submit");
         }
@@ -68,6 +69,7 @@ impl Scratch {
             reason_code: None,
             event: NewEvent { kind: "job_notification".to_owned(), payload },
             now_ms: T0 + 100 + job.version,
+            fence: None,
         };
         self.store.transition(t).await.expect("transition");
         let last = self.store.last_event_id().await.expect("last id");

@@ -42,7 +42,7 @@ use crate::node::Node;
         orgs::subscribe, orgs::unsubscribe, orgs::subscribers,
         registry::put_template, registry::get_template, registry::list_templates,
         agents::list, agents::query, agents::get, agents::connect,
-        healthz, metrics,
+        healthz, metrics, cluster,
     ),
     components(schemas(ErrorBody, Health)),
     tags(
@@ -52,7 +52,7 @@ use crate::node::Node;
         (name = "templates", description = "Named JSON Schemas that job inputs are checked against."),
         (name = "agents", description = "Agents connected over the WebSocket and their cards."),
         (name = "events", description = "Live events from the outbox, as server-sent events."),
-        (name = "system", description = "Health and metrics."),
+        (name = "system", description = "Health, metrics and the cluster's partitions."),
     )
 )]
 pub struct ApiDoc;
@@ -94,6 +94,7 @@ pub fn router<S: Store + Clone>(node: Arc<Node<S>>) -> Router {
         .route("/v1/agents/{id}", get(agents::get::<S>))
         .route("/healthz", get(healthz::<S>))
         .route("/metrics", get(metrics::<S>))
+        .route("/v1/cluster", get(cluster::<S>))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         .layer(DefaultBodyLimit::max(limit))
@@ -199,4 +200,14 @@ pub async fn healthz<S: Store + Clone>(State(node): State<Arc<Node<S>>>) -> (Sta
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics<S: Store + Clone>(State(node): State<Arc<Node<S>>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], node.metrics_text())
+}
+
+/// The nodes that share this node's store, the partitions of the jobs, and who leases
+/// each (see docs/deployment.md).
+#[utoipa::path(get, path = "/v1/cluster", tag = "system",
+    responses((status = 200, body = crate::ClusterStatus), (status = 503, body = ErrorBody)))]
+pub async fn cluster<S: Store + Clone>(
+    State(node): State<Arc<Node<S>>>,
+) -> Result<Json<crate::ClusterStatus>, ApiError> {
+    Ok(Json(node.cluster_status().await?))
 }

@@ -13,6 +13,8 @@
 //!   batch gets the error and nothing of it is written: no write is acknowledged unless
 //!   its commit succeeded.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use sqlx::Connection;
 use sqlx::pool::Pool;
 
@@ -66,7 +68,8 @@ impl<E: Into<StoreError>> From<E> for Failed {
 /// One transaction for the whole batch.
 async fn attempt<D: Dialect>(conn: &mut D::Connection, writes: &[Write]) -> Result<Answers, Failed> {
     let mut tx = conn.begin_with(D::BEGIN_WRITE).await?;
-    let mut plan = Plan::new(load::<D>(&mut tx, writes).await?);
+    let jobs = load::<D>(&mut tx, writes).await?;
+    let mut plan = Plan::new(jobs, load_epochs::<D>(&mut tx, writes).await?);
     let answers: Answers = writes.iter().map(|write| plan.decide(write)).collect();
     if plan.events().is_empty() {
         // Nothing accepted: nothing to write, and no flush to wait for.
@@ -115,13 +118,39 @@ async fn load<D: Dialect>(conn: &mut D::Connection, writes: &[Write]) -> Result<
     Ok(jobs)
 }
 
+/// The epochs of the partitions that the writes' fences name, locked against a takeover
+/// until the commit (see `lease.rs`). After [`load`], always in this order, and in
+/// partition order: a takeover locks one lease row only, so no cycle can form.
+async fn load_epochs<D: Dialect>(
+    conn: &mut D::Connection,
+    writes: &[Write],
+) -> Result<BTreeMap<i32, i64>, StoreError> {
+    let partitions: BTreeSet<i32> = writes.iter().filter_map(Write::fence).map(|f| f.partition).collect();
+    if partitions.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let params: Vec<String> = (1..=partitions.len()).map(D::ordered_param).collect();
+    let sql = format!(
+        "SELECT partition_no, epoch FROM partition_leases WHERE partition_no IN ({}) \
+         ORDER BY partition_no{}",
+        params.join(", "),
+        D::FOR_SHARE
+    );
+    let stmt = partitions.iter().fold(Stmt::<D>::built(sql), |stmt, p| stmt.bind(*p));
+    let mut epochs = BTreeMap::new();
+    for row in stmt.all(conn).await? {
+        epochs.insert(D::opt_int32(&row, "partition_no")?.unwrap_or(-1), D::int(&row, "epoch")?);
+    }
+    Ok(epochs)
+}
+
 async fn insert_jobs<D: Dialect>(conn: &mut D::Connection, jobs: &[&Job]) -> Result<(), StoreError> {
     let sql = (
         "INSERT INTO jobs (job_id, taskdb, state, document, body_hash, result, reason_code, created_ms, \
-         updated_ms, version) VALUES",
+         updated_ms, version, partition_no) VALUES",
         "",
     );
-    run_rows(conn, sql, 10, jobs, |stmt: Stmt<D>, job| {
+    run_rows(conn, sql, 11, jobs, |stmt: Stmt<D>, job| {
         stmt.bind(&job.job_id)
             .bind(&job.taskdb)
             .bind(job.state.as_str())
@@ -132,6 +161,7 @@ async fn insert_jobs<D: Dialect>(conn: &mut D::Connection, jobs: &[&Job]) -> Res
             .bind(job.created_ms)
             .bind(job.updated_ms)
             .bind(job.version)
+            .bind(job.partition)
     })
     .await
 }

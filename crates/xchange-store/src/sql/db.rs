@@ -67,6 +67,12 @@ impl From<Option<i32>> for Arg<'_> {
     }
 }
 
+impl From<i32> for Arg<'_> {
+    fn from(v: i32) -> Self {
+        Self::OptInt32(Some(v))
+    }
+}
+
 impl<'a> From<&'a Value> for Arg<'a> {
     fn from(v: &'a Value) -> Self {
         Self::Json(v)
@@ -94,6 +100,7 @@ pub(crate) trait Db: Database {
     ) -> impl Future<Output = Result<Option<Self::Row>, sqlx::Error>> + Send + 'c;
 
     fn text(row: &Self::Row, col: &str) -> Result<String, sqlx::Error>;
+    fn opt_text(row: &Self::Row, col: &str) -> Result<Option<String>, sqlx::Error>;
     fn int(row: &Self::Row, col: &str) -> Result<i64, sqlx::Error>;
     fn opt_int(row: &Self::Row, col: &str) -> Result<Option<i64>, sqlx::Error>;
     fn opt_int32(row: &Self::Row, col: &str) -> Result<Option<i32>, sqlx::Error>;
@@ -112,6 +119,7 @@ where
     for<'a> Option<i32>: Encode<'a, D> + Decode<'a, D> + Type<D>,
     for<'a> f64: Encode<'a, D> + Type<D>,
     for<'a> String: Decode<'a, D> + Type<D>,
+    for<'a> Option<String>: Decode<'a, D> + Type<D>,
     for<'a> Json<&'a Value>: Encode<'a, D> + Type<D>,
     for<'a> Option<Json<&'a Value>>: Encode<'a, D> + Type<D>,
     for<'a> Json<Posting<'a>>: Encode<'a, D> + Type<D>,
@@ -145,6 +153,10 @@ where
     }
 
     fn text(row: &Self::Row, col: &str) -> Result<String, sqlx::Error> {
+        row.try_get(col)
+    }
+
+    fn opt_text(row: &Self::Row, col: &str) -> Result<Option<String>, sqlx::Error> {
         row.try_get(col)
     }
 

@@ -19,6 +19,15 @@ pub(crate) trait Dialect: Db {
     /// them until it commits (empty where the transaction already holds the write lock).
     const FOR_UPDATE: &'static str;
 
+    /// Appended to the `SELECT` of the leases that a batch's fenced writes name, to keep
+    /// a takeover from committing until the batch has (empty where the transaction
+    /// already holds the write lock).
+    const FOR_SHARE: &'static str;
+
+    /// The database's clock in Unix milliseconds, as an SQL expression: the one clock of
+    /// the leases.
+    const NOW_MS: &'static str;
+
     /// Run in a write transaction just before it inserts events, if anything is needed so
     /// that event ids become visible in increasing order.
     const OUTBOX_LOCK: Option<&'static str>;

@@ -76,6 +76,7 @@ mod tests {
                 document,
                 body_hash: format!("{n:064x}"),
                 now_ms: n,
+                fence: None,
             };
             store.submit_job(job).await.expect("submit");
         }

@@ -12,6 +12,7 @@ pub(crate) mod db;
 pub(crate) mod dialect;
 mod find;
 mod jobs;
+mod lease;
 mod plan;
 mod record;
 mod registry;
@@ -23,6 +24,7 @@ use xchange_filter::Filter;
 use crate::checks::{check_new_job, check_transition_input};
 use crate::error::StoreError;
 use crate::job::{Event, Job, NewJob, Submitted, Transition};
+use crate::lease::{ClusterNode, Fence, Lease};
 use crate::records::{
     AgentCard, Durability, LatencySummary, Org, Subscription, TaskDb, TaskDbJobCounts, Template,
 };
@@ -261,6 +263,53 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn list_templates(&self, after: Option<&str>, limit: u32) -> Result<Vec<Template>, StoreError> {
         record::list::<D, Template>(&mut *self.read().await?, &Page::by_key::<Template>(after, limit)).await
+    }
+
+    async fn list_unfinished_jobs_in(
+        &self,
+        partition: i32,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Job>, StoreError> {
+        lease::unfinished_jobs_in::<D>(&mut *self.read().await?, partition, after, limit).await
+    }
+
+    async fn node_alive(&self, node_id: &str, url: &str, starting: bool) -> Result<i64, StoreError> {
+        lease::node_alive::<D>(&mut *self.write().await?, node_id, url, starting).await
+    }
+
+    async fn cluster_nodes(&self) -> Result<Vec<ClusterNode>, StoreError> {
+        lease::cluster_nodes::<D>(&mut *self.read().await?).await
+    }
+
+    async fn ensure_partitions(&self, count: u32) -> Result<(), StoreError> {
+        lease::ensure_partitions::<D>(&mut *self.write().await?, count).await
+    }
+
+    async fn partition_leases(&self) -> Result<Vec<Lease>, StoreError> {
+        lease::partition_leases::<D>(&mut *self.read().await?).await
+    }
+
+    async fn acquire_partition(
+        &self,
+        partition: i32,
+        node_id: &str,
+        ttl_ms: i64,
+    ) -> Result<Option<Lease>, StoreError> {
+        lease::acquire::<D>(&mut *self.write().await?, partition, node_id, ttl_ms).await
+    }
+
+    async fn renew_partition(
+        &self,
+        fence: Fence,
+        node_id: &str,
+        ttl_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        lease::renew::<D>(&mut *self.write().await?, fence, node_id, ttl_ms).await
+    }
+
+    async fn release_partition(&self, fence: Fence, node_id: &str) -> Result<bool, StoreError> {
+        lease::release::<D>(&mut *self.write().await?, fence, node_id).await
     }
 
     async fn durability_settings(&self) -> Result<Durability, StoreError> {

@@ -6,12 +6,18 @@
 //! answer, duplicates and conflicts within the batch included. A write that is refused
 //! changes nothing in the plan, so it writes nothing. What remains to write is the final
 //! state of each job the batch changed, and one event per accepted write, in order.
+//!
+//! A fenced write is decided against the epochs of the leases its batch read (locked
+//! until the commit): a write under an epoch that is no longer the lease's is refused
+//! like any other, after the checks that write nothing (a replayed submission is answered
+//! whoever asks).
 
 use std::collections::BTreeMap;
 
 use crate::checks::{check_transition, replay_or_conflict};
 use crate::error::StoreError;
 use crate::job::{JOB_POSTING, Job, NewJob, Submitted, Transition};
+use crate::lease::Fence;
 use crate::sql::db::Arg;
 
 /// A hot write, queued for the group commit.
@@ -26,6 +32,13 @@ impl Write {
         match self {
             Self::Submit(job) => &job.job_id,
             Self::Transition(t) => &t.job_id,
+        }
+    }
+
+    pub(crate) fn fence(&self) -> Option<Fence> {
+        match self {
+            Self::Submit(job) => job.fence,
+            Self::Transition(t) => t.fence,
         }
     }
 }
@@ -59,17 +72,21 @@ struct Slot {
 #[derive(Debug, Default)]
 pub(crate) struct Plan<'w> {
     slots: BTreeMap<String, Slot>,
+    /// The current epoch of each partition the batch's fences name.
+    epochs: BTreeMap<i32, i64>,
     events: Vec<EventRow<'w>>,
 }
 
 impl<'w> Plan<'w> {
-    /// A plan over the stored jobs the batch names (those that do not exist are absent).
-    pub(crate) fn new(stored: Vec<Job>) -> Self {
+    /// A plan over the stored jobs the batch names (those that do not exist are absent)
+    /// and the epochs of the partitions its fences name (those that do not exist are
+    /// absent).
+    pub(crate) fn new(stored: Vec<Job>, epochs: BTreeMap<i32, i64>) -> Self {
         let slots = stored
             .into_iter()
             .map(|job| (job.job_id.clone(), Slot { job: Some(job), stored: true, changed: false }))
             .collect();
-        Self { slots, events: Vec::new() }
+        Self { slots, epochs, events: Vec::new() }
     }
 
     /// Decides the next write of the batch.
@@ -85,6 +102,7 @@ impl<'w> Plan<'w> {
             return replay_or_conflict(new, existing.clone());
         }
         let job = Job::created(new);
+        check_fence(&self.epochs, new.fence, job.partition)?;
         self.slots.insert(new.job_id.clone(), Slot { job: Some(job.clone()), stored: false, changed: true });
         self.events.push(EventRow {
             job_id: &new.job_id,
@@ -101,6 +119,7 @@ impl<'w> Plan<'w> {
             return Err(StoreError::not_found("job", &t.job_id));
         };
         check_transition(t, job.state, job.version)?;
+        check_fence(&self.epochs, t.fence, job.partition)?;
         job.apply(t);
         *changed = true;
         self.events.push(EventRow {
@@ -136,6 +155,21 @@ impl<'w> Plan<'w> {
     }
 }
 
+/// Refuses a write under a lease that has moved on, or for a job of another partition.
+fn check_fence(
+    epochs: &BTreeMap<i32, i64>,
+    fence: Option<Fence>,
+    job_partition: i32,
+) -> Result<(), StoreError> {
+    let Some(fence) = fence else { return Ok(()) };
+    let current = epochs.get(&fence.partition).copied();
+    if job_partition != fence.partition || current != Some(fence.epoch) {
+        let current = if job_partition == fence.partition { current.unwrap_or(-1) } else { -1 };
+        return Err(StoreError::Fenced { partition: fence.partition, epoch: fence.epoch, current });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -150,6 +184,7 @@ mod tests {
             document: json!({"n": n}),
             body_hash: format!("{n:064x}"),
             now_ms: 10,
+            fence: None,
         }
     }
 
@@ -162,6 +197,7 @@ mod tests {
             reason_code: None,
             event: NewEvent { kind: state.as_str().to_owned(), payload: json!({"v": version}) },
             now_ms: 20 + version,
+            fence: None,
         }
     }
 
@@ -176,7 +212,7 @@ mod tests {
             Write::Submit(new_job("a", 1)),
             Write::Transition(to("nowhere", 1, JobState::Announced)),
         ];
-        let mut plan = Plan::new(Vec::new());
+        let mut plan = Plan::new(Vec::new(), BTreeMap::new());
         let answers: Vec<_> = writes.iter().map(|w| plan.decide(w)).collect();
 
         let created = Job::created(&new_job("a", 1));
@@ -207,7 +243,7 @@ mod tests {
             Write::Transition(to("run", 1, JobState::Running)),
             Write::Submit(new_job("new", 5)),
         ];
-        let mut plan = Plan::new(vec![done, running]);
+        let mut plan = Plan::new(vec![done, running], BTreeMap::new());
         let answers: Vec<_> = writes.iter().map(|w| plan.decide(w)).collect();
         assert!(matches!(answers[0], Err(StoreError::IllegalTransition { .. })), "{:?}", answers[0]);
         assert!(answers[1].is_ok() && answers[2].is_ok());

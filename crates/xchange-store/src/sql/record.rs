@@ -146,8 +146,8 @@ impl Record for Job {
     const KIND: &'static str = "job";
     const TABLE: &'static str = "jobs";
     const KEY: &'static str = "job_id";
-    const COLUMNS: &'static str =
-        "job_id, taskdb, state, document, body_hash, result, reason_code, created_ms, updated_ms, version";
+    const COLUMNS: &'static str = "job_id, taskdb, state, document, body_hash, result, reason_code, created_ms, updated_ms, version, \
+         partition_no";
 
     fn from_row<D: Db>(row: &D::Row) -> Result<Self, StoreError> {
         Ok(Self {
@@ -161,6 +161,7 @@ impl Record for Job {
             created_ms: D::int(row, "created_ms")?,
             updated_ms: D::int(row, "updated_ms")?,
             version: D::int(row, "version")?,
+            partition: D::opt_int32(row, "partition_no")?.unwrap_or(0),
         })
     }
 }

@@ -52,6 +52,7 @@ fn placeholder() -> Job {
         created_ms: 0,
         updated_ms: 0,
         version: 0,
+        partition: 0,
     }
 }
 

@@ -30,6 +30,7 @@ async fn seed_jobs(store: &AnyStore) {
             document,
             body_hash: hash(n),
             now_ms: T0 + n as i64,
+            fence: None,
         };
         let job = created(store, job).await;
         let end = [None, Some(JobState::Completed), Some(JobState::Running)][n as usize % 3];
@@ -44,6 +45,7 @@ async fn seed_jobs(store: &AnyStore) {
         document: json!(["not", "an", "object"]),
         body_hash: hash(99),
         now_ms: T0,
+        fence: None,
     };
     created(store, odd).await;
 }

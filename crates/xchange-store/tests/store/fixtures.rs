@@ -34,6 +34,7 @@ pub(crate) fn new_job(job_id: &str, taskdb: &str, n: u64) -> NewJob {
         document: document(job_id, n),
         body_hash: hash(n),
         now_ms: T0 + n as i64,
+        fence: None,
     }
 }
 
@@ -49,6 +50,7 @@ pub(crate) fn to(job: &Job, state: JobState, now_ms: i64) -> Transition {
             payload: json!({"state": state.as_str(), "at": now_ms}),
         },
         now_ms,
+        fence: None,
     }
 }
 

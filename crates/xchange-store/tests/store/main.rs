@@ -9,6 +9,7 @@ mod batch;
 mod find;
 mod fixtures;
 mod harness;
+mod lease;
 mod registry;
 mod suite;
 
@@ -68,6 +69,10 @@ store_conformance_suite!(
     registry::job_counts_and_latency,
     find::find_jobs_agrees_with_filter_views,
     find::find_taskdbs_and_agent_cards,
+    lease::leases_are_taken_renewed_and_released_with_growing_epochs,
+    lease::fenced_writes_apply_only_under_the_current_epoch,
+    lease::a_takeover_sees_every_write_acknowledged_under_the_old_epoch,
+    lease::nodes_say_they_are_alive_on_the_database_clock,
 );
 
 async fn invalid_url(url: &str) -> String {

@@ -385,6 +385,7 @@ pub(crate) async fn unknown_ids_are_not_found(ctx: Ctx) {
         reason_code: None,
         event: NewEvent { kind: "announced".to_owned(), payload: json!({}) },
         now_ms: T0,
+        fence: None,
     };
     not_found(store.transition(t).await.expect_err("job"), "job");
     not_found(store.get_taskdb("ghost").await.expect_err("taskdb"), "taskdb");
