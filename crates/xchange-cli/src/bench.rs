@@ -25,6 +25,8 @@ pub(crate) enum BenchCommand {
     Submit(crate::bench_submit::SubmitArgs),
     /// No-op tasks through the contract net between processes over NATS or Redis.
     Bus(crate::bench_bus::BusBenchArgs),
+    /// Replicas on one PostgreSQL: how long a killed node's partitions and jobs wait.
+    Takeover(crate::bench_takeover::TakeoverArgs),
     /// The agent processes of `bench bus` (started by it).
     #[command(hide = true)]
     BusAgents(crate::bench_bus::BusAgentsArgs),

@@ -5,6 +5,7 @@ mod agent;
 mod bench;
 mod bench_bus;
 mod bench_submit;
+mod bench_takeover;
 mod cluster;
 mod demo;
 mod process;
@@ -54,6 +55,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(bench::BenchCommand::Submit(args)) => bench_submit::submit(args),
         Command::Bench(bench::BenchCommand::Bus(args)) => bench_bus::bus(args),
         Command::Bench(bench::BenchCommand::BusAgents(args)) => bench_bus::agents(args),
+        Command::Bench(bench::BenchCommand::Takeover(args)) => bench_takeover::takeover(args),
         Command::Sim(args) => sim::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Agent(command) => agent::run(command),

@@ -266,6 +266,23 @@ impl<S: Store + Clone> Node<S> {
         Ok(())
     }
 
+    /// Hands every partition back (a graceful stop), so that other nodes need not wait
+    /// for the leases to lapse.
+    pub(crate) async fn release_partitions(&self) {
+        for fence in self.cluster.held() {
+            self.drop_partition(fence.partition);
+            match self.store.release_partition(fence, &self.cluster.node_id).await {
+                Ok(true) => {
+                    self.cluster.stats.released.fetch_add(1, Relaxed);
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(partition = fence.partition, error = %e, "cannot release a partition")
+                }
+            }
+        }
+    }
+
     /// Hands the unfinished jobs of a partition just taken to the manager.
     async fn carry_on(self: &Arc<Self>, fence: Fence) -> Result<(), StoreError> {
         let mut after: Option<String> = None;

@@ -58,7 +58,7 @@ impl<S: Store + Clone> Node<S> {
                 return;
             }
         };
-        let task = task_id_for(&job.job_id, job.created_ms);
+        let task = task_id_for(&job.job_id, job.created_ms, &self.cluster.node_id);
         let mut submit = Submit::new(doc.task_spec(&job.taskdb, self.config.default_retry_limit));
         submit.task = Some(task);
         submit.budget = doc.budget.map(|b| b.or(EngineConfig::default().default_budget));

@@ -170,11 +170,14 @@ impl<S: Store + Clone> Node<S> {
         self.gateway.close();
     }
 
-    /// Stops the runtime. Jobs still running stay unfinished in the store and are carried
-    /// on at the next start.
+    /// Stops the runtime and hands the partitions back. Jobs still running stay unfinished
+    /// in the store and are carried on by the partitions' next owners (this node at its
+    /// next start, if it is alone).
     pub async fn shutdown(&self) {
         self.begin_shutdown();
         self.runtime.shutdown().await;
+        // The other nodes take the partitions at once instead of waiting for the leases.
+        self.release_partitions().await;
         // Stopped before the store closes; what it had not relayed yet goes at the next
         // start (it resumes from the server's last message).
         self.relay.lock().take();
@@ -340,10 +343,12 @@ pub(crate) fn new_job_id(now: u64, body_hash: &str) -> String {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
-/// The task that runs a job: the same after a restart, so that the job's history reads
-/// as one task.
-pub(crate) fn task_id_for(job_id: &str, created_ms: i64) -> TaskId {
-    let digest = Sha256::digest(job_id.as_bytes());
+/// The task that runs a job under the node `manager`: the same after that node restarts,
+/// so that the job's history there reads as one task; another one on another node, so
+/// that agents still holding the dead node's contract for the job can bid for the new
+/// one (a contract is tied to its task and its manager).
+pub(crate) fn task_id_for(job_id: &str, created_ms: i64, manager: &str) -> TaskId {
+    let digest = Sha256::digest(format!("{job_id}\n{manager}").as_bytes());
     let mut random = [0u8; 10];
     random.copy_from_slice(&digest[..10]);
     TaskId::new_v7(created_ms.max(0) as u64, random)
@@ -370,8 +375,9 @@ mod tests {
 
     #[test]
     fn task_ids_are_stable_per_job() {
-        assert_eq!(task_id_for("j1", 5), task_id_for("j1", 5));
-        assert_ne!(task_id_for("j1", 5), task_id_for("j2", 5));
+        assert_eq!(task_id_for("j1", 5, "n1"), task_id_for("j1", 5, "n1"));
+        assert_ne!(task_id_for("j1", 5, "n1"), task_id_for("j2", 5, "n1"));
+        assert_ne!(task_id_for("j1", 5, "n1"), task_id_for("j1", 5, "n2"));
         assert_ne!(new_job_id(1, "h"), new_job_id(1, "h"));
     }
 }
