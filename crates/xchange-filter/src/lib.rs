@@ -94,7 +94,9 @@
 //! [`Cursor`]), `ast.rs` (the tree), `error.rs` ([`FilterError`]). `sql/`: `compile.rs`
 //! (MongoDB's semantics over a `Dialect`'s primitives), `sqlite.rs` and `postgres.rs`
 //! (the dialects), `pg_regex.rs` (`$regex` for PostgreSQL), `page.rs` (sorted, paged
-//! statements), `mod.rs` ([`SqlFragment`], [`SqlParam`]).
+//! statements), `mod.rs` ([`SqlFragment`], [`SqlParam`]). With the `fuzzing` feature,
+//! `fuzzing.rs`: the fuzz target's logic, shared by `fuzz/` and the corpus replay in
+//! `tests/filter/fuzz_corpus.rs`; not an API.
 //!
 //! Pure: no I/O, no async, no clock, no randomness. Depends on serde, serde_json,
 //! thiserror, regex and regex-syntax only; it must not depend on `xchange-protocol` (the
@@ -105,6 +107,9 @@ mod ast;
 mod compare;
 mod error;
 mod eval;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod page;
 mod parse;
 mod path;

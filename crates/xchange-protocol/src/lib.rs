@@ -15,6 +15,8 @@
 //!   adapter and HTTP handler runs on incoming bytes, each refusal with its own [`Code`].
 //! - With the `schema` feature, `envelope_schema` and `all_schemas`: the JSON Schemas
 //!   committed under `schemas/v1/`.
+//! - With the `fuzzing` feature, `fuzzing::envelope`: the fuzz target's logic, shared by
+//!   `fuzz/` (cargo-fuzz) and the corpus replay in `tests/fuzz_corpus.rs`; not an API.
 //!
 //! The wire format is documented, with tested examples, in `docs/protocol.md`.
 //!
@@ -29,6 +31,9 @@ mod edge;
 mod envelope;
 #[cfg(test)]
 mod fixtures;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod ids;
 #[cfg(feature = "schema")]
 mod schema;

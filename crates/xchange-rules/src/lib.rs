@@ -35,6 +35,8 @@
 //! `file.rs` (the file as written, serde), `load.rs` (checks, to [`Rule`]s), `expr.rs`
 //! (CEL: compile, bindings, evaluation), `check.rs` (static limits on CEL), `evaluate.rs`
 //! (the routing order), `decision.rs` ([`Decision`], [`Route`]), `rule.rs`, `error.rs`.
+//! With the `fuzzing` feature, `fuzzing.rs`: the fuzz target's logic, shared by `fuzz/`
+//! and the corpus replay in `tests/rules/fuzz_corpus.rs`; not an API.
 //!
 //! # Purity
 //!
@@ -52,6 +54,9 @@ mod error;
 mod evaluate;
 mod expr;
 mod file;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod load;
 mod rule;
 

@@ -4,6 +4,8 @@ mod arb;
 mod db;
 mod differential;
 mod errors;
+#[cfg(feature = "fuzzing")]
+mod fuzz_corpus;
 mod page;
 mod postgres;
 mod props;

@@ -1,8 +1,11 @@
 //! Integration tests of `xchange-rules`, in one binary: routing with the committed example
 //! file (`routing.rs`), every kind of bad rules file (`bad_files.rs`), and the limits that
-//! keep conditions from crashing or stalling the service (`limits.rs`).
+//! keep conditions from crashing or stalling the service (`limits.rs`), and with the
+//! `fuzzing` feature the replay of the fuzz target's committed inputs (`fuzz_corpus.rs`).
 
 mod bad_files;
+#[cfg(feature = "fuzzing")]
+mod fuzz_corpus;
 mod limits;
 mod routing;
 
