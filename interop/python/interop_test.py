@@ -194,10 +194,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# The admin API key the node under test is given (XCHANGE_ADMIN_KEY): every /v1/ call
+# sends it, as a client of the HTTP API must.
+ADMIN_KEY = "xck_interopadmin_" + os.urandom(20).hex()
+
+
 def http(method: str, url: str, body: object | None = None) -> tuple[int, object]:
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"content-type": "application/json"} if data else {})
+    headers = {"authorization": f"Bearer {ADMIN_KEY}"}
+    if data:
+        headers["content-type"] = "application/json"
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=5) as r:
             raw = r.read()
@@ -256,6 +263,7 @@ class Node:
                 "--config", str(config), "--bus", nats_url, "--bus-prefix", prefix]
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "info")
+        env["XCHANGE_ADMIN_KEY"] = ADMIN_KEY
         step(f"B: starting {' '.join(args[1:])}")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
 

@@ -45,14 +45,21 @@ pub(crate) struct BusArgs {
     /// Without it a new identity is made for this run.
     #[arg(long, value_name = "PATH")]
     key_file: Option<PathBuf>,
+    /// Authenticate to NATS with the agent's key as its nkey user, for a server configured
+    /// by `xchange bus-access` (needs --key-file: the server knows that key).
+    #[arg(long, requires = "key_file")]
+    nkey: bool,
 }
 
 impl BusArgs {
-    async fn join(&self, url: &str) -> anyhow::Result<Mesh> {
+    async fn join(&self, url: &str, key: &AgentKey) -> anyhow::Result<Mesh> {
         if self.card_ttl_secs == 0 {
             bail!("--card-ttl-secs must be at least 1");
         }
-        let options = NetOptions::new(self.bus_prefix.clone());
+        let mut options = NetOptions::new(self.bus_prefix.clone());
+        if self.nkey {
+            options.nkey_seed = Some(xchange_mesh::nkey_seed(&key.seed()));
+        }
         Mesh::connect(url, options, Duration::from_secs(self.card_ttl_secs))
             .await
             .with_context(|| format!("joining the bus {url}"))
@@ -167,8 +174,8 @@ async fn run_agent(args: RunArgs) -> anyhow::Result<()> {
             agent.shutdown().await.context("saying goodbye")?;
         }
         (None, Some(url)) => {
-            let mesh = args.bus_args.join(url).await?;
             let key = args.bus_args.key()?;
+            let mesh = args.bus_args.join(url, &key).await?;
             let id = key.id();
             let runtime = RuntimeBuilder::new(mesh.bus(), Arc::new(EngineConfig::default())).start();
             // A new incarnation per process: a restarted agent cannot renew the leases of
@@ -196,8 +203,8 @@ async fn run_agent(args: RunArgs) -> anyhow::Result<()> {
 
 async fn ask(args: AskArgs) -> anyhow::Result<()> {
     let input: serde_json::Value = serde_json::from_str(&args.input).context("--input is not JSON")?;
-    let mesh = args.bus_args.join(&args.bus).await?;
     let key = args.bus_args.key()?;
+    let mesh = args.bus_args.join(&args.bus, &key).await?;
     let runtime = RuntimeBuilder::new(mesh.bus(), Arc::new(EngineConfig::default())).start();
     let manager = runtime.spawn_agent(AgentSpec::manager(key.id()).with_key(key))?;
     let watch = mesh.watch(runtime.clone(), None).context("the bus has no directory")?;

@@ -51,7 +51,14 @@ pub(crate) fn submit(args: SubmitArgs) -> anyhow::Result<()> {
 async fn run(args: SubmitArgs) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("xchange-bench-submit-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let config = NodeConfig { data: dir.clone(), store: args.store.clone(), ..NodeConfig::default() };
+    // The clients authenticate like any: an admin key handed to the node.
+    let key = xchange_node::fresh_api_key().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = NodeConfig {
+        data: dir.clone(),
+        store: args.store.clone(),
+        admin_key: Some(key.clone()),
+        ..NodeConfig::default()
+    };
     let url = config.store_url();
     let store = xchange_store::open(&url).await.with_context(|| format!("opening {url}"))?;
     let durability = xchange_store::Store::durability_settings(&store).await?;
@@ -71,7 +78,9 @@ async fn run(args: SubmitArgs) -> anyhow::Result<()> {
         let _ = stopped.await;
     }));
 
-    let http = reqwest::Client::builder().pool_max_idle_per_host(args.clients as usize).build()?;
+    let http = crate::client::with_key(reqwest::Client::builder(), &key)?
+        .pool_max_idle_per_host(args.clients as usize)
+        .build()?;
     let next = Arc::new(AtomicU64::new(0));
     let run_id = std::process::id();
     let started = Instant::now();

@@ -62,6 +62,7 @@ struct Replica {
 
 struct Cluster {
     exe: PathBuf,
+    admin_key: String,
     store: String,
     bus: String,
     prefix: String,
@@ -81,6 +82,7 @@ impl Cluster {
             .args(["--advertise-url", &base, "--partitions", &self.args_partitions])
             .args(["--partition-lease-ms", &self.args_lease])
             .env("RUST_LOG", "error")
+            .env("XCHANGE_ADMIN_KEY", &self.admin_key)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -133,9 +135,13 @@ async fn run(args: TakeoverArgs) -> anyhow::Result<()> {
 }
 
 async fn measure(args: &TakeoverArgs, store: &str) -> anyhow::Result<Value> {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    let admin_key = xchange_node::fresh_api_key().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let http = crate::client::with_key(reqwest::Client::builder(), &admin_key)?
+        .timeout(Duration::from_secs(10))
+        .build()?;
     let mut cluster = Cluster {
         exe: std::env::current_exe()?,
+        admin_key,
         store: store.to_owned(),
         bus: args.bus.clone(),
         prefix: format!("benchtakeover{}", std::process::id()),

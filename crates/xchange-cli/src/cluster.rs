@@ -6,6 +6,8 @@ use std::fmt::Write as _;
 use anyhow::Context;
 use serde_json::Value;
 
+use crate::client::ServerArgs;
+
 /// Commands about the nodes that share one store.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum ClusterCommand {
@@ -16,11 +18,8 @@ pub(crate) enum ClusterCommand {
 #[derive(Debug, clap::Args)]
 pub(crate) struct StatusArgs {
     /// Any node of the cluster.
-    #[arg(long, env = "XCHANGE_SERVER", default_value = "http://127.0.0.1:7192")]
-    server: String,
-    /// A bearer token, if the node asks for one.
-    #[arg(long, env = "XCHANGE_TOKEN")]
-    token: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
     /// Print the node's JSON answer instead of a table.
     #[arg(long)]
     json: bool,
@@ -29,31 +28,13 @@ pub(crate) struct StatusArgs {
 pub(crate) fn run(command: ClusterCommand) -> anyhow::Result<()> {
     let ClusterCommand::Status(args) = command;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
-    let status = rt.block_on(fetch(&args))?;
+    let status = rt.block_on(args.server.call(reqwest::Method::GET, "/v1/cluster", None))?;
     if args.json {
         println!("{status}");
     } else {
         print!("{}", render(&status));
     }
     Ok(())
-}
-
-async fn fetch(args: &StatusArgs) -> anyhow::Result<Value> {
-    let url = format!("{}/v1/cluster", args.server.trim_end_matches('/'));
-    let mut request = reqwest::Client::new().get(&url);
-    if let Some(token) = &args.token {
-        request = request.bearer_auth(token);
-    }
-    let answer = request.send().await.with_context(|| format!("cannot reach {url}"))?;
-    let status = answer.status();
-    let body: Value = answer.json().await.with_context(|| format!("{url} did not answer JSON"))?;
-    if !status.is_success() {
-        anyhow::bail!(
-            "{url} answered {status}: {}",
-            body["error"]["message"].as_str().unwrap_or("no message")
-        );
-    }
-    Ok(body)
 }
 
 /// The status as a table: one line per node with its partitions, then one per partition.

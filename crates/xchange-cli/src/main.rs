@@ -6,8 +6,11 @@ mod bench;
 mod bench_bus;
 mod bench_submit;
 mod bench_takeover;
+mod bus_access;
+mod client;
 mod cluster;
 mod demo;
+mod keys;
 mod process;
 mod serve;
 mod sim;
@@ -40,6 +43,11 @@ enum Command {
     /// Run an agent that connects to a node.
     #[command(subcommand)]
     Agent(agent::AgentCommand),
+    /// Print the nats-server authorization block for an exchange's nodes and agents.
+    BusAccess(bus_access::BusAccessArgs),
+    /// API keys of a node's HTTP API: create, list, revoke.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Inspect the nodes that share one store: their partitions and leases.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
@@ -60,5 +68,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args),
         Command::Agent(command) => agent::run(command),
         Command::Cluster(command) => cluster::run(command),
+        Command::Keys(command) => keys::run(command),
+        Command::BusAccess(args) => bus_access::run(args),
     }
 }

@@ -29,9 +29,18 @@ pub(crate) struct ServeArgs {
     /// Routing rules (TOML; see docs/routing.md).
     #[arg(long, env = "XCHANGE_RULES")]
     rules: Option<PathBuf>,
-    /// Bearer tokens clients must present (comma-separated); none: authentication off.
+    /// Tokens agents must present in their WebSocket hello (comma-separated); none: any
+    /// agent may connect.
     #[arg(long = "token", env = "XCHANGE_TOKENS", value_delimiter = ',')]
     tokens: Vec<String>,
+    /// Whether every /v1/ call needs an API key [default: true]; false only for
+    /// development on a machine of your own.
+    #[arg(long, env = "XCHANGE_AUTH")]
+    auth: Option<bool>,
+    /// An admin API key to install (xck_<id>_<secret>), instead of creating one in the
+    /// data folder at first start.
+    #[arg(long, env = "XCHANGE_ADMIN_KEY", hide_env_values = true)]
+    admin_key: Option<String>,
     /// The bus between processes: nats://HOST:PORT or redis://HOST:PORT [default: in process].
     #[arg(long, env = "XCHANGE_BUS")]
     bus: Option<String>,
@@ -81,6 +90,12 @@ impl ServeArgs {
         if let Some(prefix) = &self.bus_prefix {
             config.bus_prefix = prefix.clone();
         }
+        if let Some(auth) = self.auth {
+            config.auth = auth;
+        }
+        if let Some(key) = &self.admin_key {
+            config.admin_key = Some(key.clone());
+        }
         if let Some(url) = &self.advertise_url {
             config.advertise_url = Some(url.clone());
         }
@@ -125,6 +140,15 @@ async fn serve(config: NodeConfig) -> anyhow::Result<()> {
         "xchange serve: listening on http://{addr} (store {}, {bus}, API docs at http://{addr}/docs)",
         xchange_store::redact_url(&url)
     );
+    if let Some(path) = node.created_admin_key_file() {
+        println!(
+            "xchange serve: created an admin API key in {} (send it as Authorization: Bearer ...; \
+             `xchange keys create` makes keys for organisations)",
+            path.display()
+        );
+    } else if !node.config().auth {
+        println!("xchange serve: authentication is OFF: anyone who reaches this port may use the API");
+    }
     xchange_node::run(listener, node.clone(), async {
         if let Err(e) = crate::process::terminated().await {
             eprintln!("xchange serve: cannot wait for signals ({e}); stopping");

@@ -21,6 +21,10 @@
 //!   task databases it owns in the bucket `{prefix}_registry` with the URL it serves them
 //!   at, and keeps a copy of every node's entries.
 //!
+//! - **Access** (NATS only). [`BusAccess`] writes the nats-server `authorization` block:
+//!   an nkey user per node and per agent (the agent's AIXP key, [`nkey_user`]), agents
+//!   limited to their own subjects and kept from private task databases' events.
+//!
 //! Everything runs in spawned tasks that retry failed requests (with a backoff where they
 //! would otherwise spin) and count what they did ([`DirectoryStats`], [`RelayStats`]);
 //! their handles stop them when dropped. [`MeshError`] is the one error type.
@@ -42,6 +46,8 @@
 #[cfg(not(any(feature = "nats", feature = "redis")))]
 compile_error!("xchange-mesh needs a backend: enable the `nats` or `redis` feature");
 
+#[cfg(feature = "nats")]
+mod access;
 mod backoff;
 #[cfg(all(feature = "nats", feature = "redis"))]
 mod connect;
@@ -54,6 +60,8 @@ mod names;
 mod registry;
 mod relay;
 
+#[cfg(feature = "nats")]
+pub use access::{AgentAccess, BusAccess, nkey_seed, nkey_user};
 #[cfg(all(feature = "nats", feature = "redis"))]
 pub use connect::Mesh;
 #[cfg(feature = "nats")]

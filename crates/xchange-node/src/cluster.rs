@@ -26,7 +26,7 @@ use xchange_protocol::Code;
 use xchange_store::{Fence, Job, Lease, Store, StoreError};
 
 use crate::error::ApiError;
-use crate::federation::{owner_answer, unreachable_owner};
+use crate::federation::{on_behalf, owner_answer, unreachable_owner};
 use crate::metrics::family;
 use crate::node::Node;
 
@@ -342,7 +342,12 @@ impl<S: Store + Clone> Node<S> {
 
     /// Asks the node that holds a job's partition to cancel it (only a job's manager may
     /// end it); answers the job as the shared store has it then.
-    pub(crate) async fn cancel_at_owner(&self, job: &Job, reason: &str) -> Result<Job, ApiError> {
+    pub(crate) async fn cancel_at_owner(
+        &self,
+        job: &Job,
+        reason: &str,
+        credential: Option<&str>,
+    ) -> Result<Job, ApiError> {
         let unavailable = |why: String| ApiError::new(Code::Unavailable, why).at("job_id");
         let lease = self.store.partition_leases().await?.into_iter().find(|l| l.partition == job.partition);
         let owner = lease.and_then(|l| l.owner).filter(|owner| *owner != self.cluster.node_id);
@@ -357,7 +362,8 @@ impl<S: Store + Clone> Node<S> {
             return Err(unavailable(format!("the owner {owner} of job {:?} is unknown", job.job_id)));
         };
         let url = format!("{}/v1/jobs/{}/cancel", node.url, job.job_id);
-        let answer = self.http.post(url).json(&serde_json::json!({"reason": reason})).send().await;
+        let request = on_behalf(self.http.post(url), credential);
+        let answer = request.json(&serde_json::json!({"reason": reason})).send().await;
         owner_answer(&node.url, answer.map_err(|e| unreachable_owner(&node.url, e))?).await?;
         Ok(self.store.get_job(&job.job_id).await?)
     }

@@ -25,9 +25,15 @@ pub struct NodeConfig {
     pub max_body_bytes: usize,
     /// A routing rules file (TOML).
     pub rules: Option<PathBuf>,
-    /// Bearer tokens that clients must present; empty: authentication off. Every client
-    /// already sends its token, so turning this on changes no interface.
+    /// Tokens that agents must present in their WebSocket hello; empty: any agent may
+    /// connect (its key still signs what it sends).
     pub tokens: Vec<String>,
+    /// Whether the HTTP API wants an API key on every `/v1/` call (see `auth.rs`). Off
+    /// only for a node on a machine of its own, in development.
+    pub auth: bool,
+    /// An admin API key (`xck_<id>_<secret>`) to install at start instead of creating one
+    /// in the data folder: for deployments that hand the key in (a secret).
+    pub admin_key: Option<String>,
     /// How long a job waits for an eligible contractor before failing with
     /// `no_eligible_contractor`, in milliseconds.
     pub no_contractor_timeout_ms: u64,
@@ -66,6 +72,8 @@ impl Default for NodeConfig {
             max_body_bytes: 1 << 20,
             rules: None,
             tokens: Vec::new(),
+            auth: true,
+            admin_key: None,
             no_contractor_timeout_ms: 10 * 60 * 1000,
             default_retry_limit: 3,
             bid_window_ms: 100,
@@ -134,6 +142,9 @@ impl NodeConfig {
         if !xchange_protocol::is_valid_name(&self.bus_prefix) {
             return Err(ConfigError::Invalid("bus_prefix must be 1-64 of [A-Za-z0-9_-]".into()));
         }
+        if self.admin_key.as_deref().is_some_and(|k| crate::auth::split_key(k).is_none()) {
+            return Err(ConfigError::Invalid("admin_key must be an API key: xck_<id>_<secret>".into()));
+        }
         if !(1..=4096).contains(&self.partitions) {
             return Err(ConfigError::Invalid("partitions must be in 1..=4096".into()));
         }
@@ -176,6 +187,7 @@ mod tests {
         assert!(parse("bus_prefix = \"a.b\"\n").unwrap_err().contains("bus_prefix"));
         assert!(parse("card_ttl_ms = 10\n").unwrap_err().contains("card_ttl_ms"));
         assert!(parse("partitions = 0\n").unwrap_err().contains("partitions"));
+        assert!(parse("admin_key = \"secret\"\n").unwrap_err().contains("admin_key"));
         assert!(parse("partition_lease_ms = 10\n").unwrap_err().contains("partition_lease_ms"));
         let c = parse("bus = \"nats://127.0.0.1:4222\"\nbus_prefix = \"lab\"\n").unwrap();
         assert_eq!((c.bus.as_deref(), c.bus_prefix.as_str()), (Some("nats://127.0.0.1:4222"), "lab"));

@@ -175,7 +175,13 @@ impl<S: Store + Clone> Node<S> {
     /// Forwards a submission to the node at `owner_url`, having first recorded where the
     /// job goes (so that it stays readable here even if the answer is lost). Returns the
     /// owner's status (201, or 200 for a replay) and job.
-    pub async fn forward_job(&self, mut raw: Value, owner_url: &str) -> ApiResult<(u16, JobView)> {
+    /// The caller's `credential`, if any, goes with the request.
+    pub async fn forward_job(
+        &self,
+        mut raw: Value,
+        owner_url: &str,
+        credential: Option<&str>,
+    ) -> ApiResult<(u16, JobView)> {
         let job_id = match raw.get("job_id").and_then(Value::as_str) {
             Some(id) => id.to_owned(),
             None => {
@@ -192,7 +198,8 @@ impl<S: Store + Clone> Node<S> {
                 .await
                 .map_err(|e| ApiError::new(Code::Unavailable, e.to_string()))?;
         }
-        let answer = self.http.post(format!("{owner_url}/v1/jobs")).json(&raw).send().await;
+        let request = on_behalf(self.http.post(format!("{owner_url}/v1/jobs")), credential);
+        let answer = request.json(&raw).send().await;
         owner_answer(owner_url, answer.map_err(|e| unreachable_owner(owner_url, e))?).await
     }
 
@@ -204,11 +211,27 @@ impl<S: Store + Clone> Node<S> {
         Ok(record.as_ref().and_then(|r| r["owner_url"].as_str()).map(str::to_owned))
     }
 
-    /// A job that was forwarded from here, as its owner shows it now.
-    pub(crate) async fn forwarded_job(&self, job_id: &str) -> ApiResult<Option<JobView>> {
+    /// A job that was forwarded from here, as its owner shows it now (asked with the
+    /// caller's `credential`).
+    pub(crate) async fn forwarded_job(
+        &self,
+        job_id: &str,
+        credential: Option<&str>,
+    ) -> ApiResult<Option<JobView>> {
         let Some(url) = self.forwarded_to(job_id).await? else { return Ok(None) };
-        let answer = self.http.get(format!("{url}/v1/jobs/{job_id}")).send().await;
+        let answer = on_behalf(self.http.get(format!("{url}/v1/jobs/{job_id}")), credential).send().await;
         Ok(Some(owner_answer(&url, answer.map_err(|e| unreachable_owner(&url, e))?).await?.1))
+    }
+}
+
+/// A request to another node, carrying the caller's key when there is one.
+pub(crate) fn on_behalf(
+    request: reqwest::RequestBuilder,
+    credential: Option<&str>,
+) -> reqwest::RequestBuilder {
+    match credential {
+        Some(key) => request.bearer_auth(key),
+        None => request,
     }
 }
 

@@ -24,44 +24,43 @@ pub struct JobDocument {
     /// id with the same body again returns the stored job; with another body, a conflict.
     /// Generated (a UUIDv7) when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 128, pattern = r"^[^/\x00-\x1f\x7f-\x9f]*$")]
     pub job_id: Option<String>,
     /// What the job is for (any JSON).
-    #[schema(value_type = Object)]
     pub job_goal: Value,
     /// Its objectives (any JSON).
     #[serde(default)]
-    #[schema(value_type = Object)]
     pub job_objectives: Value,
     /// Higher runs first when agents are scarce (-1,000,000 to 1,000,000).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::body::whole::required")]
+    #[schema(minimum = -1_000_000, maximum = 1_000_000)]
     pub job_priority_value: i64,
     /// `single_window` (one execution) or `multi_window`.
     #[serde(default)]
     pub job_completion_mode: CompletionMode,
     /// How the job may be steered while it runs (kept, not interpreted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub job_steerability_data: Option<Value>,
     /// A pointer to a knowledge base (kept, not interpreted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub job_knowledge_base_reference_ptr: Option<Value>,
     /// The job's input: what the contractor receives (a program wrapped by
     /// `xchange agent run` reads it on stdin).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub job_init_data: Option<Value>,
-    /// Who submitted it.
+    /// Who submitted it (not blank).
+    #[schema(pattern = r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")]
     pub submitted_by: String,
     /// Service-level terms (kept, not interpreted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub job_sla_terms_json: Option<Value>,
 
     /// The capability a contractor needs: 1-64 of `[A-Za-z0-9_-]`.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub capability: String,
     /// The task database to submit to; routing rules decide when absent (else `global`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub task_db_id: Option<String>,
     /// Search constraints: a filter over registry entries that picks the task database.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,6 +68,7 @@ pub struct JobDocument {
     pub search: Option<Value>,
     /// A registered template whose schema `job_init_data` must match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub template: Option<String>,
     /// A JSON Schema `job_init_data` must match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -79,26 +79,55 @@ pub struct JobDocument {
     #[schema(value_type = Option<Object>)]
     pub output_schema: Option<Value>,
     /// Unix milliseconds after which the job expires if not completed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::body::whole::optional"
+    )]
     pub deadline_ms: Option<u64>,
     /// Limits the whole job tree draws from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::body::optional_object"
+    )]
     pub budget: Option<JobBudget>,
     /// Executions that may fail before the job fails (default 3).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::body::whole::optional"
+    )]
     pub retry_limit: Option<u32>,
     /// The highest price accepted from one contractor.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::body::whole::optional"
+    )]
     pub max_price: Option<u64>,
     /// Estimated amount of work (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(exclusive_minimum = 0)]
     pub size: Option<f64>,
     /// `public` (default) or `private` (only the task database's members see it).
     #[serde(default)]
     pub visibility: Visibility,
-    /// Free tags; routing rules may add more.
+    /// Free tags (1-64 characters each); routing rules may add more.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(schema_with = tags_schema)]
     pub tags: Vec<String>,
+}
+
+/// `tags`: strings of 1-64 characters.
+fn tags_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let tag =
+        ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).max_length(Some(MAX_TAG_LEN));
+    ArrayBuilder::new()
+        .items(tag)
+        .description(Some("Free tags (1-64 characters each); routing rules may add more."))
+        .build()
 }
 
 /// `job_completion_mode`.
@@ -128,16 +157,32 @@ pub enum Visibility {
 #[serde(deny_unknown_fields)]
 pub struct JobBudget {
     /// Total price that may be paid to contractors.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::body::whole::optional"
+    )]
     pub price: Option<u64>,
     /// Subtasks the job tree may create.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::body::whole::optional"
+    )]
     pub subtasks: Option<u32>,
     /// Protocol messages the job tree may use.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::body::whole::optional"
+    )]
     pub messages: Option<u32>,
     /// Retries and reassignments.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::body::whole::optional"
+    )]
     pub retries: Option<u32>,
 }
 
@@ -152,6 +197,9 @@ impl JobBudget {
         }
     }
 }
+
+/// The longest tag, in characters.
+const MAX_TAG_LEN: usize = 64;
 
 const PRIORITY_RANGE: std::ops::RangeInclusive<i64> = -1_000_000..=1_000_000;
 
@@ -190,7 +238,7 @@ impl JobDocument {
             )
             .at("deadline_ms"));
         }
-        if let Some(i) = self.tags.iter().position(|t| t.is_empty() || t.len() > 64) {
+        if let Some(i) = self.tags.iter().position(|t| t.is_empty() || t.chars().count() > MAX_TAG_LEN) {
             return Err(ApiError::schema("tags must be 1-64 characters").at(format!("tags[{i}]")));
         }
         Ok(())
@@ -213,9 +261,11 @@ impl JobDocument {
     }
 }
 
-/// Refuses an empty, over-long or non-printable job id.
+/// Refuses an empty, over-long (in characters) or non-printable job id, or one with a `/`
+/// (the OpenAPI document says the same with a pattern).
 pub(crate) fn check_job_id(id: &str) -> Result<(), ApiError> {
-    if id.is_empty() || id.len() > MAX_JOB_ID_LEN || id.chars().any(char::is_control) || id.contains('/') {
+    let bad = |c: char| c.is_control() || c == '/';
+    if id.is_empty() || id.chars().count() > MAX_JOB_ID_LEN || id.chars().any(bad) {
         return Err(ApiError::schema("job_id must be 1-128 printable characters without '/'").at("job_id"));
     }
     Ok(())
@@ -234,9 +284,8 @@ pub struct JobView {
     /// The job document as submitted (with `job_id` filled in).
     #[schema(value_type = Object)]
     pub document: Value,
-    /// The accepted result, once completed.
+    /// The accepted result, once completed (any JSON).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub result: Option<Value>,
     /// Why the job is in its state, for failures and cancellations.
     #[serde(skip_serializing_if = "Option::is_none")]

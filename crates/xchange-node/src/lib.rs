@@ -29,6 +29,7 @@
 //! through the runtime's agent API only.
 
 mod agents;
+mod auth;
 pub mod body;
 mod cluster;
 mod config;
@@ -50,6 +51,7 @@ mod transport;
 mod validate;
 
 pub use agents::{AgentDirectory, AgentEntry};
+pub use auth::{ADMIN_KEY_FILE, Caller, OPERATOR_ORG, Scope, fresh_api_key};
 pub use cluster::{ClusterStatus, NodeStatus, PartitionStatus};
 pub use config::{ConfigError, DEFAULT_PORT, NodeConfig};
 pub use error::{ApiError, ApiResult, ErrorBody, ErrorDetail};

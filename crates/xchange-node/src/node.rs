@@ -19,6 +19,7 @@ use xchange_rules::Rules;
 use xchange_ws::{Gateway, GatewayConfig, static_tokens};
 
 use crate::agents::AgentDirectory;
+use crate::auth::KeyCache;
 use crate::cluster::Cluster;
 use crate::config::NodeConfig;
 use crate::drive::{JobLine, JobRef};
@@ -66,6 +67,10 @@ pub struct Node<S> {
     pub(crate) http: reqwest::Client,
     /// The partitions this node leases (replication).
     pub(crate) cluster: Cluster,
+    /// API keys checked recently.
+    pub(crate) keys: KeyCache,
+    /// Where this node wrote the admin key it created at start, if it did.
+    admin_key_file: Mutex<Option<std::path::PathBuf>>,
 }
 
 /// A job this node manages.
@@ -139,7 +144,12 @@ impl<S: Store + Clone> Node<S> {
             forwarded,
             http: reqwest::Client::new(),
             cluster,
+            keys: KeyCache::default(),
+            admin_key_file: Mutex::new(None),
         });
+        if node.config.auth {
+            *node.admin_key_file.lock() = node.ensure_admin_key().await?;
+        }
         let relay = node
             .mesh
             .relay(node.store.clone())
@@ -156,6 +166,12 @@ impl<S: Store + Clone> Node<S> {
     /// The runtime, to host agents next to the node.
     pub fn runtime(&self) -> &Runtime {
         &self.runtime
+    }
+
+    /// The admin API key file this node created at start (first start with authentication
+    /// on and no admin key in the store), for the operator to find.
+    pub fn created_admin_key_file(&self) -> Option<std::path::PathBuf> {
+        self.admin_key_file.lock().clone()
     }
 
     /// The settings the node runs with.
@@ -241,8 +257,9 @@ impl<S: Store + Clone> Node<S> {
         Ok(self.store.get_job(job_id).await?)
     }
 
-    /// Cancels a job that has not ended; a job that has is a conflict.
-    pub async fn cancel(&self, job_id: &str, reason: &str) -> ApiResult<Job> {
+    /// Cancels a job that has not ended; a job that has is a conflict. A job another node
+    /// manages is cancelled there, asked with the caller's `credential`.
+    pub async fn cancel(&self, job_id: &str, reason: &str, credential: Option<&str>) -> ApiResult<Job> {
         let job = self.job(job_id).await?;
         if job.state.is_terminal() {
             return Err(ApiError::new(
@@ -261,7 +278,7 @@ impl<S: Store + Clone> Node<S> {
                 self.finish(JobRef { id: job_id, taskdb: &job.taskdb, fence }, None, Err(failure)).await;
             }
             // Another node manages it: only its manager may end it.
-            (None, None) => return self.cancel_at_owner(&job, reason).await,
+            (None, None) => return self.cancel_at_owner(&job, reason, credential).await,
         }
         Ok(job)
     }

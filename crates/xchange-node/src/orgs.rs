@@ -19,6 +19,7 @@ use crate::node::{Node, now_ms};
 #[serde(deny_unknown_fields)]
 pub struct OrgEntry {
     /// The key: 1-64 of `[A-Za-z0-9_-]`.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub org_id: String,
     /// Its name.
     #[serde(default)]
@@ -47,21 +48,34 @@ pub struct OrgEntry {
     /// Tags, searchable.
     #[serde(default)]
     pub org_tags: Vec<String>,
-    /// Named URLs.
+    /// Named URLs (any JSON; kept).
     #[serde(default)]
-    #[schema(value_type = Object)]
     pub org_url_map: Value,
-    /// Anything else.
+    /// Anything else (any JSON).
     #[serde(default)]
-    #[schema(value_type = Object)]
     pub org_metadata: Value,
-    /// Its spec's data.
+    /// Its spec's data (any JSON; kept).
     #[serde(default)]
-    #[schema(value_type = Object)]
     pub org_spec_data: Value,
-    /// The agents that act for it (agent ids).
+    /// The agents that act for it (agent ids: 52 characters of lower-case base32hex, the
+    /// Ed25519 public key).
     #[serde(default)]
+    #[schema(schema_with = members_schema)]
     pub members: Vec<String>,
+}
+
+/// `members`: agent ids. The last of an id's 52 base32hex characters carries one bit of
+/// the 32-byte key and four zero bits, hence `0` or `g`.
+fn members_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let id = ObjectBuilder::new().schema_type(Type::String).pattern(Some("^[0-9a-v]{51}[0g]$"));
+    ArrayBuilder::new()
+        .items(id)
+        .description(Some(
+            "The agents that act for it (agent ids: 52 characters of lower-case base32hex, the \
+             Ed25519 public key).",
+        ))
+        .build()
 }
 
 /// An organisation as the API shows it.

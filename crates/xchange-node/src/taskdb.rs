@@ -18,6 +18,7 @@ use crate::query::{next_cursor, parse_filter};
 #[serde(deny_unknown_fields)]
 pub struct TaskDbEntry {
     /// The key: 1-64 of `[A-Za-z0-9_-]` (it names the pool the database's jobs run in).
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub task_listing_db_id: String,
     /// Related systems, registries, organisations or groups.
     #[serde(default)]
@@ -25,28 +26,49 @@ pub struct TaskDbEntry {
     /// The base URL of the node that owns the database (for federation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_listing_db_api_url: Option<String>,
-    /// What searches look at, e.g. `{"tags": ["nlp"], "capabilities": ["summarise"]}`.
+    /// What searches look at (any JSON), e.g.
+    /// `{"tags": ["nlp"], "capabilities": ["summarise"]}`.
     #[serde(default)]
-    #[schema(value_type = Object)]
     pub search_metadata: Value,
-    /// What the database is like (kept, searchable).
+    /// What the database is like (any JSON; kept, searchable).
     #[serde(default)]
-    #[schema(value_type = Object)]
     pub task_db_characteristics_data: Value,
     /// Maintained by the node: refused on input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = stats_schema)]
     pub task_db_aggregate_performance_stats: Option<Value>,
     /// Collections inside the database.
     #[serde(default)]
     pub collection_ids: Vec<String>,
     /// Who may use it: `{"visibility": "public" | "private"}` and anything else.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(schema_with = accessibility_schema)]
     pub accessibility_data: Value,
     /// The cluster the database runs on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_db_cluster_id: Option<String>,
+}
+
+/// `accessibility_data`: an object (or null) whose `visibility`, when present, is `public`
+/// or `private`.
+fn accessibility_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    let visibility = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["public", "private"]));
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Array(vec![Type::Object, Type::Null]))
+        .property("visibility", visibility)
+        .description(Some("Who may use it: `{\"visibility\": \"public\" | \"private\"}` and anything else."))
+        .build()
+}
+
+/// `task_db_aggregate_performance_stats`: read-only, so that clients leave it out.
+fn stats_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Array(vec![Type::Object, Type::Null]))
+        .read_only(true)
+        .description(Some("Maintained by the node: refused on input."))
+        .build()
 }
 
 /// A registry entry as the API shows it.
@@ -73,6 +95,9 @@ impl TaskDbEntry {
         if self.task_db_aggregate_performance_stats.is_some() {
             return Err(ApiError::invalid("task_db_aggregate_performance_stats is maintained by the node")
                 .at("task_db_aggregate_performance_stats"));
+        }
+        if !(self.accessibility_data.is_object() || self.accessibility_data.is_null()) {
+            return Err(ApiError::schema("accessibility_data must be an object").at("accessibility_data"));
         }
         if self.visibility().is_none() {
             return Err(ApiError::schema("accessibility_data.visibility must be \"public\" or \"private\"")

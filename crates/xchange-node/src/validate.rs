@@ -10,7 +10,11 @@ use crate::error::{ApiError, ApiResult};
 use crate::job::JobDocument;
 
 /// Compiles `schema` (draft 2020-12 unless it says otherwise); refuses it under `field`.
+/// Only an object is taken: a boolean schema would let every input through or none.
 pub(crate) fn compile(schema: &Value, field: &str) -> ApiResult<jsonschema::Validator> {
+    if !schema.is_object() {
+        return Err(ApiError::schema(format!("{field} must be a JSON Schema object")).at(field));
+    }
     jsonschema::validator_for(schema)
         .map_err(|e| ApiError::schema(format!("{field} is not a valid JSON Schema: {e}")).at(field))
 }
@@ -75,5 +79,13 @@ mod tests {
         assert_eq!((err.code, err.field.as_deref()), (Code::SchemaInvalid, Some("job_init_data.n")));
         let err = compile(&json!({"type": 12}), "input_schema").unwrap_err();
         assert_eq!(err.field.as_deref(), Some("input_schema"));
+        for not_an_object in [json!(false), json!(true), json!("x"), json!([])] {
+            let err = compile(&not_an_object, "schema").unwrap_err();
+            assert_eq!(
+                (err.code, err.field.as_deref()),
+                (Code::SchemaInvalid, Some("schema")),
+                "{not_an_object}"
+            );
+        }
     }
 }

@@ -55,6 +55,12 @@ impl AgentKey {
         Self { key: SigningKey::from_bytes(&seed) }
     }
 
+    /// The secret seed, for deriving other credentials from the same key (the agent's
+    /// NATS nkey). Keep it secret.
+    pub fn seed(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
     /// The agent id: the 32 bytes of the public key.
     pub fn id(&self) -> AgentId {
         AgentId(self.key.verifying_key().to_bytes())

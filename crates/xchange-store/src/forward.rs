@@ -276,6 +276,26 @@ macro_rules! impl_store_by {
                 $via!(write, self, s => s.release_partition(fence, node_id))
             }
 
+            async fn create_api_key(&self, key: &$crate::ApiKey) -> Result<(), $crate::StoreError> {
+                $via!(write, self, s => s.create_api_key(key))
+            }
+
+            async fn get_api_key(&self, key_id: &str) -> Result<$crate::ApiKey, $crate::StoreError> {
+                $via!(read, self, s => s.get_api_key(key_id))
+            }
+
+            async fn list_api_keys(
+                &self,
+                after: Option<&str>,
+                limit: u32,
+            ) -> Result<Vec<$crate::ApiKey>, $crate::StoreError> {
+                $via!(read, self, s => s.list_api_keys(after, limit))
+            }
+
+            async fn revoke_api_key(&self, key_id: &str, now_ms: i64) -> Result<$crate::ApiKey, $crate::StoreError> {
+                $via!(write, self, s => s.revoke_api_key(key_id, now_ms))
+            }
+
             async fn durability_settings(&self) -> Result<$crate::Durability, $crate::StoreError> {
                 $via!(read, self, s => s.durability_settings())
             }

@@ -121,7 +121,7 @@ pub use lease::{ClusterNode, Fence, Lease};
 #[cfg(feature = "postgres")]
 pub use postgres::{DEFAULT_MAX_CONNECTIONS, IDLE_IN_TRANSACTION_MS, PostgresStore};
 pub use records::{
-    AgentCard, Durability, LatencySummary, Org, Subscription, TaskDb, TaskDbJobCounts, Template,
+    AgentCard, ApiKey, Durability, LatencySummary, Org, Subscription, TaskDb, TaskDbJobCounts, Template,
 };
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;

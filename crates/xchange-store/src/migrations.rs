@@ -22,6 +22,7 @@ pub(crate) const SQLITE: &[Step] = &[
     (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
     (2, "registry and stats", include_str!("../migrations/sqlite/0002_registry_and_stats.sql")),
     (3, "partitions", include_str!("../migrations/sqlite/0003_partitions.sql")),
+    (4, "api keys", include_str!("../migrations/sqlite/0004_api_keys.sql")),
 ];
 
 #[cfg(feature = "postgres")]
@@ -29,6 +30,7 @@ pub(crate) const POSTGRES: &[Step] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
     (2, "registry and stats", include_str!("../migrations/postgres/0002_registry_and_stats.sql")),
     (3, "partitions", include_str!("../migrations/postgres/0003_partitions.sql")),
+    (4, "api keys", include_str!("../migrations/postgres/0004_api_keys.sql")),
 ];
 
 /// A migrator for `steps`, each run in its own transaction.

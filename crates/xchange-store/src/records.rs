@@ -85,6 +85,26 @@ impl AgentCard {
     }
 }
 
+/// An API key of the HTTP API as the store keeps it: never the secret, only its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    /// The key's public id (the part of the key before its secret).
+    pub key_id: String,
+    /// The organisation the key acts for.
+    pub org_id: String,
+    /// What the key may do (`submit`, `read`, `admin`), in the caller's vocabulary: the
+    /// store only keeps them.
+    pub scopes: Vec<String>,
+    /// Lower-case hex SHA-256 of the key's secret.
+    pub secret_hash: String,
+    /// A note for people (who the key was given to).
+    pub label: String,
+    /// When it was created.
+    pub created_ms: i64,
+    /// When it was revoked; a revoked key authenticates nothing.
+    pub revoked_ms: Option<i64>,
+}
+
 /// A subject (an agent id or an organisation id) following a task database's events.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subscription {

@@ -9,7 +9,7 @@ use crate::error::StoreError;
 use crate::job::{Event, Job, NewJob, Submitted, Transition};
 use crate::lease::{ClusterNode, Fence, Lease};
 use crate::records::{
-    AgentCard, Durability, LatencySummary, Org, Subscription, TaskDb, TaskDbJobCounts, Template,
+    AgentCard, ApiKey, Durability, LatencySummary, Org, Subscription, TaskDb, TaskDbJobCounts, Template,
 };
 
 /// Durable storage for the exchange service: jobs with their outbox of events, the task
@@ -305,6 +305,28 @@ pub trait Store: Send + Sync + 'static {
         fence: Fence,
         node_id: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Creates an API key. An id that exists is refused ([`StoreError::InvalidInput`]), as
+    /// are empty ids, scopes that are not one word and a hash that is not 64 hex digits.
+    fn create_api_key(&self, key: &ApiKey) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The API key, revoked or not, or [`StoreError::NotFound`].
+    fn get_api_key(&self, key_id: &str) -> impl Future<Output = Result<ApiKey, StoreError>> + Send;
+
+    /// Up to `limit` API keys with an id greater than `after`, in id order.
+    fn list_api_keys(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<ApiKey>, StoreError>> + Send;
+
+    /// Revokes the key at `now_ms` (a key already revoked keeps its time) and returns it;
+    /// [`StoreError::NotFound`] if there is none.
+    fn revoke_api_key(
+        &self,
+        key_id: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<ApiKey, StoreError>> + Send;
 
     /// What the connection reports about durability (see [`Durability::is_durable`]).
     fn durability_settings(&self) -> impl Future<Output = Result<Durability, StoreError>> + Send;

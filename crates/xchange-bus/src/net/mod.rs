@@ -39,6 +39,9 @@ pub struct NetOptions {
     pub clock: MsClock,
     /// Signed messages remembered at once for replay checks.
     pub replay_capacity: usize,
+    /// A NATS nkey seed (`SU...`) to authenticate with, for a server that has one user
+    /// per agent (see `xchange_mesh::BusAccess`); ignored by Redis.
+    pub nkey_seed: Option<String>,
 }
 
 impl NetOptions {
@@ -49,6 +52,7 @@ impl NetOptions {
             limits: EdgeLimits::default(),
             clock: crate::system_ms_clock(),
             replay_capacity: 1 << 20,
+            nkey_seed: None,
         }
     }
 

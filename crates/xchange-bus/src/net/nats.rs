@@ -76,7 +76,11 @@ impl NetBus {
     pub async fn nats(url: &str, options: NetOptions) -> Result<(Self, async_nats::Client), BusError> {
         let core = Self::core(&options, true)?;
         let events = core.clone();
-        let client = async_nats::ConnectOptions::new()
+        let mut connect = async_nats::ConnectOptions::new();
+        if let Some(seed) = &options.nkey_seed {
+            connect = connect.nkey(seed.clone());
+        }
+        let client = connect
             .name("xchange")
             .max_reconnects(None)
             .subscription_capacity(SUBSCRIPTION_CAPACITY)

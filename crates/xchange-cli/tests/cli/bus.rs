@@ -67,7 +67,7 @@ async fn node_and_agent_complete_a_job(url: &str, transport: &str) -> (Served, A
     assert!(metrics.contains("xchange_bus_delivered_total{kind=\"inform\"} 1"), "{metrics}");
     assert!(metrics.contains("xchange_directory_cards_total{outcome=\"arrived\"} 1"), "{metrics}");
     // The node lists the agent it found on the bus, as it lists WebSocket agents.
-    let agents: Value = reqwest::get(format!("{}/v1/agents", s.base)).await.unwrap().json().await.unwrap();
+    let agents: Value = s.get("/v1/agents").await.json().await.unwrap();
     let listed = agents["items"].as_array().map_or(0, |a| {
         a.iter().filter(|e| e["connected"] == true && e["card"]["capabilities"] == json!(["upper"])).count()
     });
@@ -232,7 +232,8 @@ async fn nodes_on_one_nats_bus_share_their_registry_and_forward_jobs() {
         text["items"].as_array().unwrap().iter().map(|i| i["task_listing_db_id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["alpha", "gamma"], "{text}");
     // A deleted database leaves the shared registry; a bad filter is refused.
-    let r = reqwest::Client::new().delete(format!("{}/v1/taskdbs/gamma", b.base)).send().await.unwrap();
+    let http = crate::procs::client(Duration::from_secs(10));
+    let r = http.delete(format!("{}/v1/taskdbs/gamma", b.base)).send().await.unwrap();
     assert_eq!(r.status(), 204);
     let mut left = 3;
     for _ in 0..50 {
@@ -259,14 +260,20 @@ async fn nodes_on_one_nats_bus_share_their_registry_and_forward_jobs() {
     let (status, replay) = a.post("/v1/jobs", forwarded).await;
     assert_eq!((status, replay["state"].as_str()), (200, Some("completed")), "{replay}");
     // Its events too: A redirects to the owner's stream, which ends after the last state.
-    let events =
-        reqwest::get(format!("{}/v1/jobs/fed-1/events", a.base)).await.unwrap().text().await.unwrap();
+    // The client follows the redirect itself: a client must not send its key to another
+    // host it was sent to (reqwest and curl -L drop it).
+    let manual = crate::procs::client_builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = manual.get(format!("{}/v1/jobs/fed-1/events", a.base)).send().await.unwrap();
+    assert_eq!(r.status(), 307);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with(&b.base), "{location}");
+    let events = http.get(&location).send().await.unwrap().text().await.unwrap();
     assert!(events.contains("job_posting") && events.contains("\"completed\""), "{events}");
     let (_, local) = a.post("/v1/jobs/query", json!({"filter": {"job_id": "fed-1"}})).await;
     assert_eq!(local["items"], json!([]), "A's own store holds no copy: {local}");
     // With the owner gone, A says so (503, unavailable) rather than "not found".
     drop(b);
-    let r = reqwest::get(format!("{}/v1/jobs/fed-1", a.base)).await.unwrap();
+    let r = a.get("/v1/jobs/fed-1").await;
     let status = r.status().as_u16();
     let body: Value = r.json().await.unwrap();
     assert_eq!((status, body["error"]["code"].as_u64()), (503, Some(5039)), "{body}");

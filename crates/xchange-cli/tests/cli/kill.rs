@@ -36,7 +36,7 @@ pub(crate) async fn kill_and_recover(store: Option<&str>, tag: &str) {
     let _ = std::fs::remove_dir_all(&data);
     let port = crate::procs::free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let http = crate::procs::client(Duration::from_secs(10));
     let acked: Arc<Mutex<BTreeMap<String, Value>>> = Arc::default();
     let in_flight = Arc::new(AtomicU64::new(0));
     let next = Arc::new(AtomicU64::new(0));

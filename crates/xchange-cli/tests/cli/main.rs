@@ -10,6 +10,7 @@ mod pg;
 mod procs;
 mod replicas;
 mod restart;
+mod schemathesis;
 mod serve;
 
 fn xchange(args: &[&str]) -> serde_json::Value {

@@ -10,11 +10,28 @@ pub(crate) fn serve(port: u16, data: &Path, store: Option<&str>) -> Child {
     serve_with(port, data, &store)
 }
 
+/// The admin API key every node these tests start is given (`XCHANGE_ADMIN_KEY`), so that
+/// the clients of several nodes on one store share it.
+pub(crate) const ADMIN_KEY: &str = "xck_testadmin_0123456789abcdefghijklmnopqrstuvwxyz";
+
+/// A client that sends [`ADMIN_KEY`], with a timeout per request.
+pub(crate) fn client(timeout: Duration) -> reqwest::Client {
+    client_builder().timeout(timeout).build().unwrap()
+}
+
+/// A client builder whose requests send [`ADMIN_KEY`].
+pub(crate) fn client_builder() -> reqwest::ClientBuilder {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {ADMIN_KEY}").parse().unwrap());
+    reqwest::Client::builder().default_headers(headers)
+}
+
 /// `xchange serve` on `port` with data in `data` and more flags.
 pub(crate) fn serve_with(port: u16, data: &Path, flags: &[&str]) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xchange"));
     cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"]).arg(data).args(flags);
     cmd.env("RUST_LOG", "warn")
+        .env("XCHANGE_ADMIN_KEY", ADMIN_KEY)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

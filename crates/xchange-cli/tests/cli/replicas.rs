@@ -246,7 +246,7 @@ fn agents(nats: &str, prefix: &str, n: usize) -> Vec<Agent> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_lose_no_job_when_the_busiest_is_killed() {
     let Some((schema, nats, prefix)) = setup("rkill").await else { return };
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap();
+    let http = crate::procs::client(Duration::from_secs(15));
     let mut nodes: Vec<Replica> =
         (0..3).map(|n| Replica::start(n, "kill", &schema.url, &nats, &prefix)).collect();
     for node in &nodes {
@@ -257,7 +257,7 @@ async fn three_replicas_lose_no_job_when_the_busiest_is_killed() {
 
     // `xchange cluster status` lists each node with its partitions.
     let out = Command::new(env!("CARGO_BIN_EXE_xchange"))
-        .args(["cluster", "status", "--server", &nodes[1].base])
+        .args(["cluster", "status", "--server", &nodes[1].base, "--api-key", crate::procs::ADMIN_KEY])
         .output()
         .expect("xchange cluster status runs");
     let table = String::from_utf8_lossy(&out.stdout);
@@ -326,7 +326,7 @@ async fn three_replicas_lose_no_job_when_the_busiest_is_killed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_replica_cannot_write_after_its_lease_was_taken() {
     let Some((schema, nats, prefix)) = setup("rstop").await else { return };
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+    let http = crate::procs::client(Duration::from_secs(20));
     let nodes: Vec<Replica> =
         (0..2).map(|n| Replica::start(n, "stop", &schema.url, &nats, &prefix)).collect();
     for node in &nodes {

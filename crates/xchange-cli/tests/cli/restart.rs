@@ -101,7 +101,7 @@ async fn jobs_survive_a_restart(mut broker: Broker, scheme: &str) {
     let submitter = {
         let (base, acked) = (node.base.clone(), acked.clone());
         tokio::spawn(async move {
-            let http = reqwest::Client::new();
+            let http = crate::procs::client(Duration::from_secs(10));
             for i in 0..60 {
                 let id = format!("r{i}");
                 let body = job(&id, "upper", json!({"n": i}));

@@ -7,6 +7,10 @@ use serde_json::{Value, json};
 
 use crate::procs::{Agent, free_port, serve_with, wait_ready};
 
+fn client() -> reqwest::Client {
+    crate::procs::client(Duration::from_secs(30))
+}
+
 /// A node in a child process, stopped with SIGTERM when dropped.
 pub(crate) struct Served {
     child: Child,
@@ -30,15 +34,19 @@ impl Served {
     }
 
     pub(crate) async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = reqwest::Client::new().post(format!("{}{path}", self.base)).json(&body).send().await.unwrap();
+        let r = client().post(format!("{}{path}", self.base)).json(&body).send().await.unwrap();
         (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    /// GET with the admin key.
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
+        client().get(format!("{}{path}", self.base)).send().await.unwrap()
     }
 
     pub(crate) async fn wait_done(&self, job_id: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let job: Value =
-                reqwest::get(format!("{}/v1/jobs/{job_id}", self.base)).await.unwrap().json().await.unwrap();
+            let job: Value = self.get(&format!("/v1/jobs/{job_id}")).await.json().await.unwrap();
             if matches!(job["state"].as_str(), Some("completed" | "failed" | "cancelled" | "expired")) {
                 return job;
             }

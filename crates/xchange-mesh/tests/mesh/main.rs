@@ -2,6 +2,7 @@
 //! `XCHANGE_TEST_REDIS` (skipped, with a note, when unset). Each test works under its own
 //! random prefix and removes what it created.
 
+mod access;
 mod common;
 mod directory;
 mod relay;

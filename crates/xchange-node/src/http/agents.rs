@@ -4,15 +4,16 @@
 use std::sync::Arc;
 
 use axum::Json;
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt, future};
 use xchange_store::{Store, StoreError};
 use xchange_ws::{max_frame_bytes, serve_session};
 
 use crate::agents::AgentEntry;
-use crate::body::Strict;
+use crate::body::{Strict, StrictPath, StrictQuery};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::page::{Page, PageQuery, QueryRequest, limit};
 use crate::node::Node;
@@ -20,9 +21,19 @@ use crate::query::{next_cursor, parse_filter};
 
 /// Opens an agent session: AIXP/1 over WebSocket (challenge, signed hello, welcome 5001,
 /// then envelopes both ways; see docs/agents.md).
+/// A request that is not a WebSocket upgrade is refused with 400 `invalid_request` naming
+/// the header at fault.
 #[utoipa::path(get, path = "/v1/agents/connect", tag = "agents",
-    responses((status = 101, description = "switching to the WebSocket session")))]
-pub async fn connect<S: Store + Clone>(ws: WebSocketUpgrade, State(node): State<Arc<Node<S>>>) -> Response {
+    responses((status = 101, description = "switching to the WebSocket session"),
+        (status = "4XX", description = "not a WebSocket upgrade", body = ErrorBody)))]
+pub async fn connect<S: Store + Clone>(
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    State(node): State<Arc<Node<S>>>,
+) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return not_an_upgrade(&rejection).into_response(),
+    };
     let gateway = node.gateway.clone();
     let max = max_frame_bytes(&gateway.config().limits);
     ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| async move {
@@ -40,12 +51,25 @@ pub async fn connect<S: Store + Clone>(ws: WebSocketUpgrade, State(node): State<
     })
 }
 
+/// axum's refusal of an upgrade, as an error of the table rather than plain text.
+fn not_an_upgrade(rejection: &WebSocketUpgradeRejection) -> ApiError {
+    let header = match rejection {
+        WebSocketUpgradeRejection::InvalidConnectionHeader(_) => "Connection",
+        WebSocketUpgradeRejection::InvalidUpgradeHeader(_) => "Upgrade",
+        WebSocketUpgradeRejection::InvalidWebSocketVersionHeader(_) => "Sec-WebSocket-Version",
+        WebSocketUpgradeRejection::WebSocketKeyHeaderMissing(_) => "Sec-WebSocket-Key",
+        _ => "",
+    };
+    let message = format!("not a WebSocket upgrade: {}", rejection.body_text().to_lowercase());
+    ApiError::invalid(message).at(header)
+}
+
 /// Agents whose cards the node stored, in id order, with their status since the start.
 #[utoipa::path(get, path = "/v1/agents", tag = "agents", params(PageQuery),
     responses((status = 200, body = Page<AgentEntry>), (status = "4XX", body = ErrorBody)))]
 pub async fn list<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
-    Query(page): Query<PageQuery>,
+    StrictQuery(page): StrictQuery<PageQuery>,
 ) -> ApiResult<Json<Page<AgentEntry>>> {
     let request = QueryRequest { filter: None, after: page.after, limit: page.limit };
     Ok(Json(node.query_agents(request).await?))
@@ -64,10 +88,10 @@ pub async fn query<S: Store + Clone>(
 /// One agent.
 #[utoipa::path(get, path = "/v1/agents/{id}", tag = "agents",
     params(("id" = String, Path, description = "the agent id")),
-    responses((status = 200, body = AgentEntry), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = AgentEntry), (status = "4XX", body = ErrorBody)))]
 pub async fn get<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
-    Path(id): Path<String>,
+    StrictPath(id): StrictPath<String>,
 ) -> ApiResult<Json<AgentEntry>> {
     match node.store.get_agent_card(&id).await {
         Ok(card) => Ok(Json(node.agents.entry(&id, card.card))),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -18,6 +18,7 @@ use xchange_filter::Filter;
 use xchange_protocol::Code;
 use xchange_store::{Event, Store};
 
+use crate::body::{StrictPath, StrictQuery};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::node::Node;
 
@@ -27,6 +28,7 @@ const BATCH: u32 = 256;
 
 /// Where a stream starts and what it keeps.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StreamQuery {
     /// Start after this event id (the `Last-Event-ID` header wins); default: only new
@@ -46,7 +48,7 @@ pub struct StreamQuery {
 pub async fn stream<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
     headers: HeaderMap,
-    Query(q): Query<StreamQuery>,
+    StrictQuery(q): StrictQuery<StreamQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     let filter = match q.filter.as_deref() {
         None => None,
@@ -66,14 +68,15 @@ pub async fn stream<S: Store + Clone>(
 /// One job's events from its `job_posting` on; the stream ends after its terminal state.
 /// A job this node forwarded to the node owning its task database is redirected there.
 #[utoipa::path(get, path = "/v1/jobs/{job_id}/events", tag = "jobs",
-    params(("job_id" = String, Path, description = "the job id")),
+    params(("job_id" = String, Path, description = "the job id: 1-128 characters, none a control character or `/`",
+        min_length = 1, max_length = 128, pattern = r"^[^/\x00-\x1f\x7f-\x9f]*$")),
     responses((status = 200, description = "text/event-stream of the job's events", content_type = "text/event-stream"),
         (status = 307, description = "a forwarded job: its events are on its owner node"),
-        (status = 404, body = ErrorBody)))]
+        (status = "4XX", body = ErrorBody)))]
 pub async fn job_stream<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
     headers: HeaderMap,
-    Path(job_id): Path<String>,
+    StrictPath(job_id): StrictPath<String>,
 ) -> ApiResult<Response> {
     if let Err(e) = node.job(&job_id).await {
         return match node.forwarded_to(&job_id).await? {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -11,9 +11,10 @@ use utoipa::{IntoParams, ToSchema};
 use xchange_protocol::Code;
 use xchange_store::Store;
 
-use crate::body::{OrDefault, Strict};
+use crate::auth::{Caller, credential_of};
+use crate::body::{OrDefault, Strict, StrictPath, StrictQuery};
 use crate::error::{ApiResult, ErrorBody};
-use crate::http::page::{Page, PageQuery, QueryRequest};
+use crate::http::page::{Page, QueryRequest};
 use crate::job::{JobDocument, JobView};
 use crate::node::{Node, now_ms};
 use crate::routing::Routed;
@@ -56,16 +57,22 @@ async fn checked_route<S: Store + Clone>(node: &Node<S>, raw: Value) -> ApiResul
 }
 
 /// Submits a job. 201 once it is durable; the same `job_id` with the same body again
-/// answers 200 with the job as it is now; with another body, 409 `conflict`.
+/// answers 200 with the job as it is now; with another body, 409 `conflict`. A private job
+/// (or a job of a private task database) that no connected member can run is refused with
+/// 503 `no_eligible_contractor` (5024) and not stored: it may be sent again once one is.
 #[utoipa::path(post, path = "/v1/jobs", tag = "jobs", request_body = JobDocument,
     responses((status = 201, body = JobView), (status = 200, description = "a replay", body = JobView),
-        (status = "4XX", body = ErrorBody)))]
+        (status = "4XX", body = ErrorBody),
+        (status = 503, description = "no_eligible_contractor (5024): a private job and no connected \
+            member to run it; or unavailable (5039): the store does not answer", body = ErrorBody)))]
 pub async fn submit<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
+    caller: Option<Extension<Caller>>,
     Strict(raw): Strict<Value>,
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
     if let Some(owner) = node.forward_target(&raw).await? {
-        let (status, job) = node.forward_job(raw, &owner).await?;
+        let credential = credential_of(caller.as_deref());
+        let (status, job) = node.forward_job(raw, &owner, credential).await?;
         return Ok((StatusCode::from_u16(status).unwrap_or(StatusCode::OK), Json(job)));
     }
     let accepted = node.submit(raw).await?;
@@ -75,36 +82,47 @@ pub async fn submit<S: Store + Clone>(
 
 /// One job: its state, document, result and reason.
 #[utoipa::path(get, path = "/v1/jobs/{job_id}", tag = "jobs",
-    params(("job_id" = String, Path, description = "the job id")),
-    responses((status = 200, body = JobView), (status = 404, body = ErrorBody)))]
+    params(("job_id" = String, Path, description = "the job id: 1-128 characters, none a control character or `/`",
+        min_length = 1, max_length = 128, pattern = r"^[^/\x00-\x1f\x7f-\x9f]*$")),
+    responses((status = 200, body = JobView), (status = "4XX", body = ErrorBody)))]
 pub async fn get<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
-    Path(job_id): Path<String>,
+    caller: Option<Extension<Caller>>,
+    StrictPath(job_id): StrictPath<String>,
 ) -> ApiResult<Json<JobView>> {
     match node.job(&job_id).await {
         Ok(job) => Ok(Json(job.into())),
         // Forwarded to the node that owns its task database: read there.
-        Err(e) if e.code == Code::NotFound => node.forwarded_job(&job_id).await?.map(Json).ok_or(e),
+        Err(e) if e.code == Code::NotFound => {
+            let credential = credential_of(caller.as_deref());
+            node.forwarded_job(&job_id, credential).await?.map(Json).ok_or(e)
+        }
         Err(e) => Err(e),
     }
 }
 
 /// Jobs in id order, a page at a time.
-#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(PageQuery, JobsQuery),
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(JobsQuery),
     responses((status = 200, body = Page<JobView>), (status = "4XX", body = ErrorBody)))]
 pub async fn list<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
-    Query(page): Query<PageQuery>,
-    Query(jobs): Query<JobsQuery>,
+    StrictQuery(q): StrictQuery<JobsQuery>,
 ) -> ApiResult<Json<Page<JobView>>> {
-    let request = QueryRequest { filter: None, after: page.after, limit: page.limit };
-    Ok(Json(node.query_jobs(jobs.taskdb.as_deref(), request).await?))
+    let request = QueryRequest { filter: None, after: q.after, limit: q.limit };
+    Ok(Json(node.query_jobs(q.taskdb.as_deref(), request).await?))
 }
 
-/// Which task database to list.
+/// A page of jobs, of one task database or of all. (One struct: each query extractor
+/// refuses the parameters it does not know.)
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct JobsQuery {
+    /// The `next` cursor of the previous page.
+    pub after: Option<String>,
+    /// Items per page (1-1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
     /// Only jobs of this task database.
     pub taskdb: Option<String>,
 }
@@ -131,14 +149,16 @@ pub struct CancelRequest {
 
 /// Cancels a job and its subcontracts. A job that already ended is a 409 `conflict`.
 #[utoipa::path(post, path = "/v1/jobs/{job_id}/cancel", tag = "jobs",
-    params(("job_id" = String, Path, description = "the job id")), request_body = CancelRequest,
+    params(("job_id" = String, Path, description = "the job id: 1-128 characters, none a control character or `/`",
+        min_length = 1, max_length = 128, pattern = r"^[^/\x00-\x1f\x7f-\x9f]*$")), request_body = Option<CancelRequest>,
     responses((status = 202, body = JobView), (status = "4XX", body = ErrorBody)))]
 pub async fn cancel<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
-    Path(job_id): Path<String>,
+    caller: Option<Extension<Caller>>,
+    StrictPath(job_id): StrictPath<String>,
     OrDefault(body): OrDefault<CancelRequest>,
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
     let reason = body.reason.unwrap_or_else(|| "cancelled by request".to_owned());
-    let job = node.cancel(&job_id, &reason).await?;
+    let job = node.cancel(&job_id, &reason, credential_of(caller.as_deref())).await?;
     Ok((StatusCode::ACCEPTED, Json(job.into())))
 }

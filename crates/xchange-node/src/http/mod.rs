@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod events;
 pub mod jobs;
+pub mod keys;
 pub mod orgs;
 pub mod page;
 pub mod registry;
@@ -15,7 +16,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use axum::Json;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -26,6 +27,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use xchange_protocol::Code;
 use xchange_store::Store;
 
+use crate::auth::Scope;
 use crate::error::{ApiError, ErrorBody};
 use crate::node::Node;
 
@@ -42,6 +44,7 @@ use crate::node::Node;
         orgs::subscribe, orgs::unsubscribe, orgs::subscribers,
         registry::put_template, registry::get_template, registry::list_templates,
         agents::list, agents::query, agents::get, agents::connect,
+        keys::create, keys::list, keys::revoke,
         healthz, metrics, cluster,
     ),
     components(schemas(ErrorBody, Health)),
@@ -52,6 +55,7 @@ use crate::node::Node;
         (name = "templates", description = "Named JSON Schemas that job inputs are checked against."),
         (name = "agents", description = "Agents connected over the WebSocket and their cards."),
         (name = "events", description = "Live events from the outbox, as server-sent events."),
+        (name = "keys", description = "API keys of organisations, with scopes (admin)."),
         (name = "system", description = "Health, metrics and the cluster's partitions."),
     )
 )]
@@ -95,10 +99,12 @@ pub fn router<S: Store + Clone>(node: Arc<Node<S>>) -> Router {
         .route("/healthz", get(healthz::<S>))
         .route("/metrics", get(metrics::<S>))
         .route("/v1/cluster", get(cluster::<S>))
+        .route("/v1/keys", post(keys::create::<S>).get(keys::list::<S>))
+        .route("/v1/keys/{key_id}", axum::routing::delete(keys::revoke::<S>))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         .layer(DefaultBodyLimit::max(limit))
-        .layer(middleware::from_fn_with_state(node.clone(), require_token::<S>))
+        .layer(middleware::from_fn_with_state(node.clone(), require_key::<S>))
         .layer(middleware::from_fn_with_state(node.clone(), count_errors::<S>))
         .with_state(node);
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
@@ -127,18 +133,20 @@ async fn no_method() -> ApiError {
     ApiError::invalid("this endpoint does not take that method; see /openapi.json")
 }
 
-/// With tokens configured, every API call must carry one (`Authorization: Bearer T`), else
-/// 401 `unauthenticated` (5004). Health, metrics and the API documents stay open; agents
-/// present their token inside the signed WebSocket hello instead.
-async fn require_token<S: Store + Clone>(
+/// With `auth` on, every `/v1/` call must carry an API key with the scope the call needs
+/// (`Authorization: Bearer xck_...`): else 401 `unauthenticated` (5004), or 403 `forbidden`
+/// (5007) for a key without the scope. Health, metrics and the API documents stay open;
+/// agents authenticate on their WebSocket (a signed hello). The caller goes into the
+/// request's extensions for the handlers.
+async fn require_key<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    let tokens = &node.config.tokens;
-    let path = request.uri().path();
-    let open = !path.starts_with("/v1/") || path == xchange_ws::CONNECT_PATH;
-    if tokens.is_empty() || open {
+    let Some(scope) = required_scope(request.method(), request.uri().path()) else {
+        return next.run(request).await;
+    };
+    if !node.config.auth {
         return next.run(request).await;
     }
     let given = request
@@ -147,13 +155,34 @@ async fn require_token<S: Store + Clone>(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let known = given.is_some_and(|g| xchange_ws::token_matches(g, tokens));
-    if known {
-        return next.run(request).await;
+    let caller = match node.authenticate(given).await {
+        Ok(caller) => caller,
+        Err(e) => return e.into_response(),
+    };
+    if !caller.may(scope) {
+        let message = format!("this API key may not do that: it needs the {} scope", scope.as_str());
+        return ApiError::new(Code::Forbidden, message).at("Authorization").into_response();
     }
-    let message =
-        if given.is_some() { "the bearer token is not valid" } else { "a bearer token is required" };
-    ApiError::new(Code::Unauthenticated, message).at("Authorization").into_response()
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}
+
+/// The scope a call needs; `None` for what stays open.
+fn required_scope(method: &Method, path: &str) -> Option<Scope> {
+    if !path.starts_with("/v1/") || path == xchange_ws::CONNECT_PATH {
+        return None;
+    }
+    // A query is a POST that only reads.
+    let reads = method == Method::GET || method == Method::HEAD || path.ends_with("/query");
+    Some(if path == "/v1/keys" || path.starts_with("/v1/keys/") {
+        Scope::Admin
+    } else if reads {
+        Scope::Read
+    } else if path.starts_with("/v1/jobs") {
+        Scope::Submit
+    } else {
+        Scope::Admin
+    })
 }
 
 async fn count_errors<S: Store + Clone>(
@@ -205,9 +234,33 @@ pub async fn metrics<S: Store + Clone>(State(node): State<Arc<Node<S>>>) -> impl
 /// The nodes that share this node's store, the partitions of the jobs, and who leases
 /// each (see docs/deployment.md).
 #[utoipa::path(get, path = "/v1/cluster", tag = "system",
-    responses((status = 200, body = crate::ClusterStatus), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = crate::ClusterStatus), (status = "4XX", body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
 pub async fn cluster<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
 ) -> Result<Json<crate::ClusterStatus>, ApiError> {
     Ok(Json(node.cluster_status().await?))
+}
+
+#[cfg(test)]
+mod scope_tests {
+    use super::*;
+
+    #[test]
+    fn each_call_needs_its_scope() {
+        let scope = |m: Method, p: &str| required_scope(&m, p);
+        assert_eq!(scope(Method::GET, "/healthz"), None);
+        assert_eq!(scope(Method::GET, "/metrics"), None);
+        assert_eq!(scope(Method::GET, xchange_ws::CONNECT_PATH), None);
+        assert_eq!(scope(Method::POST, "/v1/jobs"), Some(Scope::Submit));
+        assert_eq!(scope(Method::POST, "/v1/jobs/j1/cancel"), Some(Scope::Submit));
+        assert_eq!(scope(Method::POST, "/v1/jobs/query"), Some(Scope::Read));
+        assert_eq!(scope(Method::GET, "/v1/jobs/j1/events"), Some(Scope::Read));
+        assert_eq!(scope(Method::POST, "/v1/registry/query"), Some(Scope::Read));
+        assert_eq!(scope(Method::POST, "/v1/taskdbs"), Some(Scope::Admin));
+        assert_eq!(scope(Method::PUT, "/v1/taskdbs/db/subscribers/o"), Some(Scope::Admin));
+        assert_eq!(scope(Method::GET, "/v1/keys"), Some(Scope::Admin));
+        assert_eq!(scope(Method::DELETE, "/v1/keys/k"), Some(Scope::Admin));
+        assert_eq!(scope(Method::GET, "/v1/cluster"), Some(Scope::Read));
+    }
 }

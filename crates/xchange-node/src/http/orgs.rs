@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use xchange_store::{Store, StoreError};
 
-use crate::body::Strict;
+use crate::body::{Strict, StrictPath, StrictQuery};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::page::{Page, PageQuery, limit};
 use crate::node::Node;
@@ -26,11 +26,12 @@ pub async fn create<S: Store + Clone>(
 
 /// Replaces an organisation (its members included); the id in the body must be the path's.
 #[utoipa::path(put, path = "/v1/orgs/{org_id}", tag = "orgs", request_body = OrgEntry,
-    params(("org_id" = String, Path, description = "the organisation id")),
+    params(("org_id" = String, Path, description = "the organisation id: 1-64 of [A-Za-z0-9_-]",
+        pattern = "^[A-Za-z0-9_-]{1,64}$")),
     responses((status = 200, body = OrgView), (status = "4XX", body = ErrorBody)))]
 pub async fn put<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
-    Path(id): Path<String>,
+    StrictPath(id): StrictPath<String>,
     Strict(entry): Strict<OrgEntry>,
 ) -> ApiResult<Json<OrgView>> {
     if entry.org_id != id {
@@ -42,10 +43,10 @@ pub async fn put<S: Store + Clone>(
 /// One organisation.
 #[utoipa::path(get, path = "/v1/orgs/{org_id}", tag = "orgs",
     params(("org_id" = String, Path, description = "the organisation id")),
-    responses((status = 200, body = OrgView), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = OrgView), (status = "4XX", body = ErrorBody)))]
 pub async fn get<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
-    Path(id): Path<String>,
+    StrictPath(id): StrictPath<String>,
 ) -> ApiResult<Json<OrgView>> {
     Ok(Json(node.get_org(&id).await?))
 }
@@ -53,10 +54,10 @@ pub async fn get<S: Store + Clone>(
 /// Deletes an organisation.
 #[utoipa::path(delete, path = "/v1/orgs/{org_id}", tag = "orgs",
     params(("org_id" = String, Path, description = "the organisation id")),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = "4XX", body = ErrorBody)))]
 pub async fn delete<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
-    Path(id): Path<String>,
+    StrictPath(id): StrictPath<String>,
 ) -> ApiResult<StatusCode> {
     match node.store.delete_org(&id).await {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
@@ -70,7 +71,7 @@ pub async fn delete<S: Store + Clone>(
     responses((status = 200, body = Page<OrgView>), (status = "4XX", body = ErrorBody)))]
 pub async fn list<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
-    Query(page): Query<PageQuery>,
+    StrictQuery(page): StrictQuery<PageQuery>,
 ) -> ApiResult<Json<Page<OrgView>>> {
     let n = limit(page.limit)?;
     let orgs = node.store.list_orgs(page.after.as_deref(), n).await?;
@@ -86,7 +87,7 @@ pub async fn list<S: Store + Clone>(
     responses((status = 201), (status = 200), (status = "4XX", body = ErrorBody)))]
 pub async fn subscribe<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
-    Path((id, subject)): Path<(String, String)>,
+    StrictPath((id, subject)): StrictPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let new = node.subscribe(&id, &subject).await?;
     Ok(if new { StatusCode::CREATED } else { StatusCode::OK })
@@ -96,10 +97,10 @@ pub async fn subscribe<S: Store + Clone>(
 #[utoipa::path(delete, path = "/v1/taskdbs/{id}/subscribers/{subject_id}", tag = "orgs",
     params(("id" = String, Path, description = "task_listing_db_id"),
         ("subject_id" = String, Path, description = "an agent id or an organisation id")),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = "4XX", body = ErrorBody)))]
 pub async fn unsubscribe<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
-    Path((id, subject)): Path<(String, String)>,
+    StrictPath((id, subject)): StrictPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
     if node.store.unsubscribe(&id, &subject).await? {
         Ok(StatusCode::NO_CONTENT)
@@ -114,8 +115,8 @@ pub async fn unsubscribe<S: Store + Clone>(
     responses((status = 200, body = Page<SubscriptionView>), (status = "4XX", body = ErrorBody)))]
 pub async fn subscribers<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
-    Path(id): Path<String>,
-    Query(page): Query<PageQuery>,
+    StrictPath(id): StrictPath<String>,
+    StrictQuery(page): StrictQuery<PageQuery>,
 ) -> ApiResult<Json<Page<SubscriptionView>>> {
     let n = limit(page.limit)?;
     let subs = node.store.subscribers(&id, page.after.as_deref(), n).await?;

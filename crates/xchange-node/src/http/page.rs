@@ -9,13 +9,15 @@ pub const DEFAULT_LIMIT: u32 = 100;
 /// The largest page size.
 pub const MAX_LIMIT: u32 = 1000;
 
-/// A page of a list endpoint.
+/// A page of a list endpoint, from the query string.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// The `next` cursor of the previous page.
     pub after: Option<String>,
     /// Items per page (1-1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -29,6 +31,8 @@ pub struct QueryRequest {
     /// The `next` cursor of the previous page.
     pub after: Option<String>,
     /// Items per page (1-1000, default 100).
+    #[serde(default, deserialize_with = "crate::body::whole::optional")]
+    #[schema(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 

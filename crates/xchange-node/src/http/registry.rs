@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 use xchange_store::{Store, StoreError};
 
-use crate::body::Strict;
+use crate::body::{Strict, StrictPath, StrictQuery};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::federation::FederatedTaskDb;
 use crate::http::page::{Page, PageQuery, QueryRequest, limit};
@@ -31,11 +31,12 @@ pub async fn create_taskdb<S: Store + Clone>(
 
 /// Creates or replaces a task database; the id in the body must be the path's.
 #[utoipa::path(put, path = "/v1/taskdbs/{id}", tag = "registry", request_body = TaskDbEntry,
-    params(("id" = String, Path, description = "task_listing_db_id")),
+    params(("id" = String, Path, description = "task_listing_db_id: 1-64 of [A-Za-z0-9_-]",
+        pattern = "^[A-Za-z0-9_-]{1,64}$")),
     responses((status = 200, body = TaskDbView), (status = "4XX", body = ErrorBody)))]
 pub async fn put_taskdb<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
-    Path(id): Path<String>,
+    StrictPath(id): StrictPath<String>,
     Strict(entry): Strict<TaskDbEntry>,
 ) -> ApiResult<Json<TaskDbView>> {
     if entry.task_listing_db_id != id {
@@ -49,10 +50,10 @@ pub async fn put_taskdb<S: Store + Clone>(
 /// One task database with its performance statistics.
 #[utoipa::path(get, path = "/v1/taskdbs/{id}", tag = "registry",
     params(("id" = String, Path, description = "task_listing_db_id")),
-    responses((status = 200, body = TaskDbView), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = TaskDbView), (status = "4XX", body = ErrorBody)))]
 pub async fn get_taskdb<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
-    Path(id): Path<String>,
+    StrictPath(id): StrictPath<String>,
 ) -> ApiResult<Json<TaskDbView>> {
     Ok(Json(node.get_taskdb(&id).await?))
 }
@@ -63,7 +64,7 @@ pub async fn get_taskdb<S: Store + Clone>(
     responses((status = 204), (status = "4XX", body = ErrorBody)))]
 pub async fn delete_taskdb<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
-    Path(id): Path<String>,
+    StrictPath(id): StrictPath<String>,
 ) -> ApiResult<StatusCode> {
     node.delete_taskdb(&id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -74,7 +75,7 @@ pub async fn delete_taskdb<S: Store + Clone>(
     responses((status = 200, body = Page<TaskDbView>), (status = "4XX", body = ErrorBody)))]
 pub async fn list_taskdbs<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
-    Query(page): Query<PageQuery>,
+    StrictQuery(page): StrictQuery<PageQuery>,
 ) -> ApiResult<Json<Page<TaskDbView>>> {
     let request = QueryRequest { filter: None, after: page.after, limit: page.limit };
     Ok(Json(node.query_taskdbs(request).await?))
@@ -109,7 +110,7 @@ pub async fn query_taskdbs<S: Store + Clone>(
     responses((status = 200, body = Page<JobView>), (status = "4XX", body = ErrorBody)))]
 pub async fn query_taskdb_jobs<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
-    Path(id): Path<String>,
+    StrictPath(id): StrictPath<String>,
     Strict(request): Strict<QueryRequest>,
 ) -> ApiResult<Json<Page<JobView>>> {
     node.get_taskdb(&id).await?;
@@ -136,11 +137,11 @@ impl From<xchange_store::Template> for TemplateView {
 
 /// Registers (or replaces) a template: the body is a JSON Schema, which must compile.
 #[utoipa::path(put, path = "/v1/templates/{name}", tag = "templates", request_body = Object,
-    params(("name" = String, Path, description = "1-64 of [A-Za-z0-9_-]")),
+    params(("name" = String, Path, description = "1-64 of [A-Za-z0-9_-]", pattern = "^[A-Za-z0-9_-]{1,64}$")),
     responses((status = 200, body = TemplateView), (status = "4XX", body = ErrorBody)))]
 pub async fn put_template<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
-    Path(name): Path<String>,
+    StrictPath(name): StrictPath<String>,
     Strict(schema): Strict<Value>,
 ) -> ApiResult<Json<TemplateView>> {
     if !xchange_protocol::is_valid_name(&name) {
@@ -153,10 +154,10 @@ pub async fn put_template<S: Store + Clone>(
 /// One template.
 #[utoipa::path(get, path = "/v1/templates/{name}", tag = "templates",
     params(("name" = String, Path, description = "the template name")),
-    responses((status = 200, body = TemplateView), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = TemplateView), (status = "4XX", body = ErrorBody)))]
 pub async fn get_template<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
-    Path(name): Path<String>,
+    StrictPath(name): StrictPath<String>,
 ) -> ApiResult<Json<TemplateView>> {
     match node.store.get_template(&name).await {
         Ok(t) => Ok(Json(t.into())),
@@ -170,7 +171,7 @@ pub async fn get_template<S: Store + Clone>(
     responses((status = 200, body = Page<TemplateView>), (status = "4XX", body = ErrorBody)))]
 pub async fn list_templates<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
-    Query(page): Query<PageQuery>,
+    StrictQuery(page): StrictQuery<PageQuery>,
 ) -> ApiResult<Json<Page<TemplateView>>> {
     let n = limit(page.limit)?;
     let items: Vec<TemplateView> =

@@ -44,13 +44,14 @@ impl TestNode {
 
     pub(crate) async fn serve(config: NodeConfig, store: AnyStore, dir: std::path::PathBuf) -> Self {
         let node = Node::start(config, store).await.unwrap();
+        let http = admin_client(&node.config().data);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         let served = tokio::spawn(xchange_node::run(listener, node.clone(), async move {
             let _ = stopped.await;
         }));
-        Self { base, node, http: reqwest::Client::new(), dir, stop: Some(stop), served: Some(served) }
+        Self { base, node, http, dir, stop: Some(stop), served: Some(served) }
     }
 
     /// Hosts a contractor for `capability` that answers with `f(input)`.
@@ -105,6 +106,17 @@ impl TestNode {
         self.node.shutdown().await;
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A client that sends the admin key the node created in `data` (none without one: a
+/// node with authentication off), unless a request sets its own.
+pub(crate) fn admin_client(data: &std::path::Path) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Ok(key) = std::fs::read_to_string(data.join(xchange_node::ADMIN_KEY_FILE)) {
+        let value = format!("Bearer {}", key.trim()).parse().expect("a header value");
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    reqwest::Client::builder().default_headers(headers).build().expect("a client")
 }
 
 pub(crate) async fn answer(r: reqwest::Response) -> (u16, Value) {

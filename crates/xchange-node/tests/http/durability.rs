@@ -7,7 +7,7 @@ use serde_json::json;
 use xchange_node::{Node, NodeConfig};
 use xchange_store::FaultyStore;
 
-use crate::common::{answer, job, refused, unique_dir};
+use crate::common::{admin_client, answer, job, refused, unique_dir};
 
 #[tokio::test]
 async fn no_201_before_the_commit_and_none_when_it_fails() {
@@ -18,7 +18,7 @@ async fn no_201_before_the_commit_and_none_when_it_fails() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(xchange_node::run(listener, node.clone(), std::future::pending()));
-    let http = reqwest::Client::new();
+    let http = admin_client(&dir);
     let get = |id: &str| http.get(format!("{base}/v1/jobs/{id}")).send();
 
     store.set_commit_delay(Duration::from_millis(600));

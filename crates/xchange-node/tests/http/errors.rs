@@ -92,21 +92,3 @@ async fn unknown_things_are_not_found() {
     assert_eq!(r.status(), 400);
     t.stop().await;
 }
-
-#[tokio::test]
-async fn with_tokens_configured_the_api_wants_one() {
-    let config = NodeConfig { tokens: vec!["old".into(), "new".into()], ..NodeConfig::default() };
-    let t = TestNode::start_with(config).await;
-    let body = job("auth-1", "echo", json!(1));
-    let answer = t.post("/v1/jobs", &body).await;
-    assert_eq!(refused(&answer, 401, 5004).as_deref(), Some("Authorization"));
-    let r = t.http.post(t.url("/v1/jobs")).bearer_auth("wrong").json(&body).send().await.unwrap();
-    assert_eq!(r.status(), 401);
-    let r = t.http.post(t.url("/v1/jobs")).bearer_auth("new").json(&body).send().await.unwrap();
-    assert_eq!(r.status(), 201);
-    let r = t.http.get(t.url("/v1/jobs/auth-1")).bearer_auth("old").send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(t.get("/healthz").await.0, 200, "health stays open");
-    assert_eq!(t.get("/openapi.json").await.0, 200, "the API document stays open");
-    t.stop().await;
-}

@@ -2,10 +2,12 @@
 
 mod agents;
 mod common;
+mod conformance;
 mod durability;
 mod errors;
 mod events;
 mod jobs;
+mod keys;
 mod orgs;
 mod registry;
 mod routing;

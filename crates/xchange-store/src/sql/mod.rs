@@ -26,7 +26,7 @@ use crate::error::StoreError;
 use crate::job::{Event, Job, NewJob, Submitted, Transition};
 use crate::lease::{ClusterNode, Fence, Lease};
 use crate::records::{
-    AgentCard, Durability, LatencySummary, Org, Subscription, TaskDb, TaskDbJobCounts, Template,
+    AgentCard, ApiKey, Durability, LatencySummary, Org, Subscription, TaskDb, TaskDbJobCounts, Template,
 };
 use crate::sql::commit::GroupCommit;
 use crate::sql::dialect::Dialect;
@@ -310,6 +310,22 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn release_partition(&self, fence: Fence, node_id: &str) -> Result<bool, StoreError> {
         lease::release::<D>(&mut *self.write().await?, fence, node_id).await
+    }
+
+    async fn create_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        registry::create_api_key::<D>(&mut *self.write().await?, key).await
+    }
+
+    async fn get_api_key(&self, key_id: &str) -> Result<ApiKey, StoreError> {
+        record::get::<D, ApiKey>(&mut *self.read().await?, key_id).await
+    }
+
+    async fn list_api_keys(&self, after: Option<&str>, limit: u32) -> Result<Vec<ApiKey>, StoreError> {
+        record::list::<D, ApiKey>(&mut *self.read().await?, &Page::by_key::<ApiKey>(after, limit)).await
+    }
+
+    async fn revoke_api_key(&self, key_id: &str, now_ms: i64) -> Result<ApiKey, StoreError> {
+        registry::revoke_api_key::<D>(&mut *self.write().await?, key_id, now_ms).await
     }
 
     async fn durability_settings(&self) -> Result<Durability, StoreError> {

@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::checks::parse_state;
 use crate::error::StoreError;
 use crate::job::Job;
-use crate::records::{AgentCard, Org, Subscription, TaskDb, Template};
+use crate::records::{AgentCard, ApiKey, Org, Subscription, TaskDb, Template};
 use crate::sql::db::{Arg, Db, Stmt};
 use crate::sql::dialect::Dialect;
 
@@ -222,6 +222,25 @@ impl Record for Org {
             created_ms: D::int(row, "created_ms")?,
             updated_ms: D::int(row, "updated_ms")?,
             version: D::int(row, "version")?,
+        })
+    }
+}
+
+impl Record for ApiKey {
+    const KIND: &'static str = "api key";
+    const TABLE: &'static str = "api_keys";
+    const KEY: &'static str = "key_id";
+    const COLUMNS: &'static str = "key_id, org_id, scopes, secret_hash, label, created_ms, revoked_ms";
+
+    fn from_row<D: Db>(row: &D::Row) -> Result<Self, StoreError> {
+        Ok(Self {
+            key_id: D::text(row, "key_id")?,
+            org_id: D::text(row, "org_id")?,
+            scopes: D::text(row, "scopes")?.split_whitespace().map(str::to_owned).collect(),
+            secret_hash: D::text(row, "secret_hash")?,
+            label: D::text(row, "label")?,
+            created_ms: D::int(row, "created_ms")?,
+            revoked_ms: D::opt_int(row, "revoked_ms")?,
         })
     }
 }

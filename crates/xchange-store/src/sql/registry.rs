@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::checks::{check_json, check_key};
 use crate::error::StoreError;
-use crate::records::{AgentCard, Org, TaskDb, Template};
+use crate::records::{AgentCard, ApiKey, Org, TaskDb, Template};
 use crate::sql::db::Stmt;
 use crate::sql::dialect::Dialect;
 use crate::sql::record::Record;
@@ -157,4 +157,54 @@ pub(crate) async fn unsubscribe<D: Dialect>(
     .optional(conn)
     .await?;
     Ok(row.is_some())
+}
+
+/// Creates an API key; one with the same id is refused (ids are random: a clash is a bug).
+pub(crate) async fn create_api_key<D: Dialect>(
+    conn: &mut D::Connection,
+    key: &ApiKey,
+) -> Result<(), StoreError> {
+    check_key("key_id", &key.key_id)?;
+    check_key("org_id", &key.org_id)?;
+    for scope in &key.scopes {
+        if scope.is_empty() || scope.contains(char::is_whitespace) || scope.contains('\0') {
+            return Err(StoreError::InvalidInput(format!("scope {scope:?} must be one word")));
+        }
+    }
+    if key.secret_hash.len() != 64 || !key.secret_hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(StoreError::InvalidInput("secret_hash must be 64 hex digits".to_owned()));
+    }
+    if key.label.contains('\0') {
+        return Err(StoreError::InvalidInput("label must not contain a NUL character".to_owned()));
+    }
+    let created = Stmt::<D>::new(
+        "INSERT INTO api_keys (key_id, org_id, scopes, secret_hash, label, created_ms, revoked_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, NULL) ON CONFLICT (key_id) DO NOTHING RETURNING key_id",
+    )
+    .bind(&key.key_id)
+    .bind(&key.org_id)
+    .bind(key.scopes.join(" ").as_str())
+    .bind(&key.secret_hash)
+    .bind(&key.label)
+    .bind(key.created_ms)
+    .optional(conn)
+    .await?;
+    match created {
+        Some(_) => Ok(()),
+        None => Err(StoreError::InvalidInput(format!("api key {:?} already exists", key.key_id))),
+    }
+}
+
+/// Revokes a key (a revoked key stays revoked at its first revocation time).
+pub(crate) async fn revoke_api_key<D: Dialect>(
+    conn: &mut D::Connection,
+    key_id: &str,
+    now_ms: i64,
+) -> Result<ApiKey, StoreError> {
+    Stmt::<D>::new("UPDATE api_keys SET revoked_ms = $2 WHERE key_id = $1 AND revoked_ms IS NULL")
+        .bind(key_id)
+        .bind(now_ms)
+        .run(conn)
+        .await?;
+    crate::sql::record::get::<D, ApiKey>(conn, key_id).await
 }

@@ -67,6 +67,7 @@ store_conformance_suite!(
     registry::subscriptions,
     registry::agent_cards,
     registry::job_counts_and_latency,
+    registry::api_keys_are_kept_hashed_and_revoked_once,
     find::find_jobs_agrees_with_filter_views,
     find::find_taskdbs_and_agent_cards,
     lease::leases_are_taken_renewed_and_released_with_growing_epochs,
@@ -130,15 +131,16 @@ async fn postgres_key_columns_sort_by_bytes() {
              FROM information_schema.columns \
              WHERE table_schema = current_schema() AND data_type = 'text' \
              AND column_name IN ('job_id', 'taskdb', 'task_listing_db_id', 'name', 'org_id', \
-             'subject_id', 'agent_id') \
+             'subject_id', 'agent_id', 'key_id', 'node_id', 'owner') \
              ORDER BY 1, 2",
         )
         .fetch_all(&mut conn)
         .await
         .expect("columns");
         let _ = conn.close().await;
-        // jobs (2), events, taskdbs, templates, orgs, subscriptions (2), agent_cards.
-        assert_eq!(rows.len(), 9, "{rows:?}");
+        // jobs (2), events, taskdbs, templates, orgs, subscriptions (2), agent_cards,
+        // api_keys (2), cluster_nodes, partition_leases.
+        assert_eq!(rows.len(), 13, "{rows:?}");
         for (table, column, collation) in rows {
             assert_eq!(collation.as_deref(), Some("C"), "{table}.{column}");
         }

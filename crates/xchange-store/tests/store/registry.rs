@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::json;
+use xchange_protocol::Code;
 use xchange_store::{JobState, LatencySummary, Store, StoreError, TaskDbJobCounts};
 
 use crate::fixtures::{T0, created, new_job, to};
@@ -179,5 +180,42 @@ pub(crate) async fn job_counts_and_latency(ctx: Ctx) {
     assert_eq!(latency, Some(expected));
     assert_eq!(store.completed_latency("db-b").await.expect("none"), None);
     assert_eq!(store.completed_latency("db-none").await.expect("none"), None);
+    store.close().await;
+}
+
+pub(crate) async fn api_keys_are_kept_hashed_and_revoked_once(ctx: Ctx) {
+    let store = ctx.open().await;
+    let key = |id: &str, org: &str| xchange_store::ApiKey {
+        key_id: id.to_owned(),
+        org_id: org.to_owned(),
+        scopes: vec!["submit".to_owned(), "read".to_owned()],
+        secret_hash: "ab".repeat(32),
+        label: "ci".to_owned(),
+        created_ms: T0,
+        revoked_ms: None,
+    };
+    store.create_api_key(&key("k2", "acme")).await.expect("create");
+    store.create_api_key(&key("k1", "other")).await.expect("create");
+    assert_eq!(store.get_api_key("k2").await.expect("get"), key("k2", "acme"));
+    let err = store.create_api_key(&key("k2", "acme")).await.expect_err("the id exists");
+    assert_eq!(err.code(), Code::InvalidRequest);
+    let mut bad = key("k3", "acme");
+    bad.secret_hash = "secret".to_owned();
+    assert_eq!(store.create_api_key(&bad).await.expect_err("not a hash").code(), Code::InvalidRequest);
+    bad = key("k3", "acme");
+    bad.scopes = vec!["read write".to_owned()];
+    assert_eq!(store.create_api_key(&bad).await.expect_err("two words").code(), Code::InvalidRequest);
+    assert_eq!(store.get_api_key("k3").await.expect_err("refused, not stored").code(), Code::NotFound);
+
+    let ids: Vec<String> =
+        store.list_api_keys(None, 10).await.expect("list").into_iter().map(|k| k.key_id).collect();
+    assert_eq!(ids, ["k1", "k2"]);
+    assert_eq!(store.list_api_keys(Some("k1"), 10).await.expect("page").len(), 1);
+
+    let revoked = store.revoke_api_key("k2", T0 + 5).await.expect("revoke");
+    assert_eq!(revoked.revoked_ms, Some(T0 + 5));
+    let again = store.revoke_api_key("k2", T0 + 9).await.expect("revoke again");
+    assert_eq!(again.revoked_ms, Some(T0 + 5), "the first revocation stands");
+    assert_eq!(store.revoke_api_key("nope", T0).await.expect_err("unknown").code(), Code::NotFound);
     store.close().await;
 }
