@@ -49,6 +49,7 @@ mod routing;
 mod taskdb;
 mod transport;
 mod validate;
+mod visibility;
 
 pub use agents::{AgentDirectory, AgentEntry};
 pub use auth::{ADMIN_KEY_FILE, Caller, OPERATOR_ORG, Scope, fresh_api_key};
@@ -64,3 +65,4 @@ pub use orgs::{OrgEntry, OrgView, SubscriptionView};
 pub use routing::Routed;
 pub use taskdb::{TaskDbEntry, TaskDbView};
 pub use transport::NODE_KEY_FILE;
+pub use visibility::Hidden;

@@ -9,6 +9,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::page::{Page, QueryRequest, limit};
 use crate::job::JobView;
 use crate::node::Node;
+use crate::visibility::Hidden;
 
 /// Parses an optional filter from a request field.
 pub(crate) fn parse_filter(filter: Option<&Value>, field: &str) -> ApiResult<Option<Filter>> {
@@ -24,7 +25,14 @@ impl<S: Store + Clone> Node<S> {
     /// Jobs matching `request.filter` (all without one), of `taskdb` if given, in id order.
     /// The filter sees the job view: the document's fields with `job_id`, `taskdb`,
     /// `state`, `created_ms` and `updated_ms` at the top level.
-    pub async fn query_jobs(&self, taskdb: Option<&str>, request: QueryRequest) -> ApiResult<Page<JobView>> {
+    /// Jobs of the private databases in `hidden` are left out (a page may then hold fewer
+    /// than `limit` jobs; its `next` cursor still pages on).
+    pub async fn query_jobs(
+        &self,
+        taskdb: Option<&str>,
+        request: QueryRequest,
+        hidden: &Hidden,
+    ) -> ApiResult<Page<JobView>> {
         let limit = limit(request.limit)?;
         let filter = parse_filter(request.filter.as_ref(), "filter")?;
         let after = request.after.as_deref();
@@ -33,6 +41,7 @@ impl<S: Store + Clone> Node<S> {
             None => self.store.list_jobs(taskdb, after, limit).await?,
         };
         let next = next_cursor(&jobs, limit, |j| &j.job_id);
-        Ok(Page { items: jobs.into_iter().map(JobView::from).collect(), next })
+        let items = jobs.into_iter().filter(|j| !hidden.hides(&j.taskdb)).map(JobView::from).collect();
+        Ok(Page { items, next })
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -18,9 +18,11 @@ use xchange_filter::Filter;
 use xchange_protocol::Code;
 use xchange_store::{Event, Store};
 
+use crate::auth::Caller;
 use crate::body::{StrictPath, StrictQuery};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::node::Node;
+use crate::visibility::Hidden;
 
 /// How often a stream looks for events committed by other nodes sharing the store.
 const POLL: Duration = Duration::from_secs(1);
@@ -47,6 +49,7 @@ pub struct StreamQuery {
         (status = "4XX", body = ErrorBody)))]
 pub async fn stream<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
+    caller: Option<Extension<Caller>>,
     headers: HeaderMap,
     StrictQuery(q): StrictQuery<StreamQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
@@ -62,7 +65,8 @@ pub async fn stream<S: Store + Clone>(
         (Some(id), _) | (None, Some(id)) => id,
         (None, None) => node.store.last_event_id().await?,
     };
-    Ok(open(node, after, Selection { filter, job: None }))
+    let hidden = node.hidden_from(caller.as_deref()).await?;
+    Ok(open(node, after, Selection { filter, job: None, hidden }))
 }
 
 /// One job's events from its `job_posting` on; the stream ends after its terminal state.
@@ -75,10 +79,12 @@ pub async fn stream<S: Store + Clone>(
         (status = "4XX", body = ErrorBody)))]
 pub async fn job_stream<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
+    caller: Option<Extension<Caller>>,
     headers: HeaderMap,
     StrictPath(job_id): StrictPath<String>,
 ) -> ApiResult<Response> {
-    if let Err(e) = node.job(&job_id).await {
+    let hidden = node.hidden_from(caller.as_deref()).await?;
+    if let Err(e) = node.visible_job(&job_id, &hidden).await {
         return match node.forwarded_to(&job_id).await? {
             Some(owner_url) if e.code == Code::NotFound => {
                 Ok(Redirect::temporary(&format!("{owner_url}/v1/jobs/{job_id}/events")).into_response())
@@ -87,7 +93,7 @@ pub async fn job_stream<S: Store + Clone>(
         };
     }
     let after = last_event_id(&headers)?.unwrap_or(0);
-    Ok(open(node, after, Selection { filter: None, job: Some(job_id) }).into_response())
+    Ok(open(node, after, Selection { filter: None, job: Some(job_id), hidden }).into_response())
 }
 
 fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<i64>> {
@@ -104,11 +110,16 @@ fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<i64>> {
 struct Selection {
     filter: Option<Filter>,
     job: Option<String>,
+    /// The private databases the caller may not see, as of when the stream opened.
+    hidden: Hidden,
 }
 
 impl Selection {
     fn keeps(&self, event: &Event) -> bool {
         if self.job.as_deref().is_some_and(|j| j != event.job_id) {
+            return false;
+        }
+        if event.payload["taskdb"].as_str().is_some_and(|t| self.hidden.hides(t)) {
             return false;
         }
         self.filter.as_ref().is_none_or(|f| f.matches(&serde_json::to_value(event).unwrap_or_default()))

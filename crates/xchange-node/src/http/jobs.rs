@@ -90,7 +90,8 @@ pub async fn get<S: Store + Clone>(
     caller: Option<Extension<Caller>>,
     StrictPath(job_id): StrictPath<String>,
 ) -> ApiResult<Json<JobView>> {
-    match node.job(&job_id).await {
+    let hidden = node.hidden_from(caller.as_deref()).await?;
+    match node.visible_job(&job_id, &hidden).await {
         Ok(job) => Ok(Json(job.into())),
         // Forwarded to the node that owns its task database: read there.
         Err(e) if e.code == Code::NotFound => {
@@ -106,10 +107,12 @@ pub async fn get<S: Store + Clone>(
     responses((status = 200, body = Page<JobView>), (status = "4XX", body = ErrorBody)))]
 pub async fn list<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
+    caller: Option<Extension<Caller>>,
     StrictQuery(q): StrictQuery<JobsQuery>,
 ) -> ApiResult<Json<Page<JobView>>> {
     let request = QueryRequest { filter: None, after: q.after, limit: q.limit };
-    Ok(Json(node.query_jobs(q.taskdb.as_deref(), request).await?))
+    let hidden = node.hidden_from(caller.as_deref()).await?;
+    Ok(Json(node.query_jobs(q.taskdb.as_deref(), request, &hidden).await?))
 }
 
 /// A page of jobs, of one task database or of all. (One struct: each query extractor
@@ -133,9 +136,11 @@ pub struct JobsQuery {
     responses((status = 200, body = Page<JobView>), (status = "4XX", body = ErrorBody)))]
 pub async fn query<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
+    caller: Option<Extension<Caller>>,
     Strict(request): Strict<QueryRequest>,
 ) -> ApiResult<Json<Page<JobView>>> {
-    Ok(Json(node.query_jobs(None, request).await?))
+    let hidden = node.hidden_from(caller.as_deref()).await?;
+    Ok(Json(node.query_jobs(None, request, &hidden).await?))
 }
 
 /// Why a job is cancelled.

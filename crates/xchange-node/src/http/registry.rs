@@ -3,13 +3,15 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
+use xchange_protocol::Code;
 use xchange_store::{Store, StoreError};
 
+use crate::auth::Caller;
 use crate::body::{Strict, StrictPath, StrictQuery};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::federation::FederatedTaskDb;
@@ -110,11 +112,17 @@ pub async fn query_taskdbs<S: Store + Clone>(
     responses((status = 200, body = Page<JobView>), (status = "4XX", body = ErrorBody)))]
 pub async fn query_taskdb_jobs<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
+    caller: Option<Extension<Caller>>,
     StrictPath(id): StrictPath<String>,
     Strict(request): Strict<QueryRequest>,
 ) -> ApiResult<Json<Page<JobView>>> {
     node.get_taskdb(&id).await?;
-    Ok(Json(node.query_jobs(Some(&id), request).await?))
+    let hidden = node.hidden_from(caller.as_deref()).await?;
+    if hidden.hides(&id) {
+        let message = format!("task database {id:?} is private and your organisation is not a member");
+        return Err(ApiError::new(Code::Forbidden, message).at("id"));
+    }
+    Ok(Json(node.query_jobs(Some(&id), request, &hidden).await?))
 }
 
 /// A template as the API shows it.

@@ -12,3 +12,4 @@ mod orgs;
 mod registry;
 mod routing;
 mod system;
+mod visibility;

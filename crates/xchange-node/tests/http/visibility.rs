@@ -1,0 +1,106 @@
+//! A private task database's jobs, results and events are visible to its member
+//! organisations only: an outsider, a valid key of another organisation that reads its own
+//! private database, cannot read, list, query or stream them over HTTP and SSE.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use crate::agents::{remote, wait_status};
+use crate::common::{TestNode, answer, job, refused};
+
+async fn key(t: &TestNode, org: &str) -> String {
+    let (status, created) = t.post("/v1/keys", &json!({"org_id": org, "scopes": ["read"]})).await;
+    assert_eq!(status, 201, "{created}");
+    created["key"].as_str().unwrap().to_owned()
+}
+
+/// A private database `db` of organisation `org`, whose member agent runs one job `job_id`.
+async fn private_job(t: &TestNode, org: &str, member: &str, db: &str, job_id: &str) {
+    let entry = json!({"task_listing_db_id": db, "accessibility_data": {"visibility": "private"}});
+    assert_eq!(t.post("/v1/taskdbs", &entry).await.0, 201);
+    assert_eq!(t.post("/v1/orgs", &json!({"org_id": org, "members": [member]})).await.0, 201);
+    let r = t.http.put(t.url(&format!("/v1/taskdbs/{db}/subscribers/{org}"))).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let mut body = job(job_id, "secret", json!({"for": org}));
+    body["task_db_id"] = json!(db);
+    assert_eq!(t.post("/v1/jobs", &body).await.0, 201);
+    assert_eq!(t.wait_terminal(job_id).await["state"], "completed");
+}
+
+async fn as_key(
+    t: &TestNode,
+    key: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new().request(method, t.url(path)).bearer_auth(key);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    answer(request.send().await.unwrap()).await
+}
+
+fn ids(page: &Value) -> Vec<String> {
+    page["items"].as_array().unwrap().iter().map(|j| j["job_id"].as_str().unwrap().to_owned()).collect()
+}
+
+/// The event stream's text for about a second.
+async fn events(t: &TestNode, key: &str) -> String {
+    let r = reqwest::Client::new().get(t.url("/v1/events?after=0")).bearer_auth(key).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let mut body = r.bytes_stream();
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, body.next()).await {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    text
+}
+
+#[tokio::test]
+async fn an_outsider_cannot_read_list_query_or_stream_a_private_databases_jobs() {
+    let t = TestNode::start().await;
+    let acme_agent = remote(&t.base, 41, "secret").await;
+    let other_agent = remote(&t.base, 42, "secret").await;
+    let (acme_id, other_id) = (acme_agent.id().to_string(), other_agent.id().to_string());
+    wait_status(&t, &acme_id, 5001).await;
+    wait_status(&t, &other_id, 5001).await;
+    private_job(&t, "acme", &acme_id, "acme-private", "acme-1").await;
+    private_job(&t, "other", &other_id, "other-private", "other-1").await;
+    assert_eq!(t.post("/v1/jobs", &job("public-1", "secret", json!(1))).await.0, 201);
+    t.wait_terminal("public-1").await;
+    let (acme, outsider) = (key(&t, "acme").await, key(&t, "other").await);
+    let get = reqwest::Method::GET;
+    let post = reqwest::Method::POST;
+
+    // One job: the outsider is told it does not exist, the member reads it.
+    refused(&as_key(&t, &outsider, get.clone(), "/v1/jobs/acme-1", None).await, 404, 5020);
+    assert_eq!(as_key(&t, &acme, get.clone(), "/v1/jobs/acme-1", None).await.0, 200);
+    assert_eq!(as_key(&t, &outsider, get.clone(), "/v1/jobs/other-1", None).await.0, 200, "its own");
+    // Lists and queries leave the private jobs out.
+    let (_, listed) = as_key(&t, &outsider, get.clone(), "/v1/jobs", None).await;
+    assert_eq!(ids(&listed), ["other-1", "public-1"], "{listed}");
+    let (_, found) = as_key(&t, &outsider, post.clone(), "/v1/jobs/query", Some(json!({}))).await;
+    assert_eq!(ids(&found), ["other-1", "public-1"], "{found}");
+    let (_, all) = as_key(&t, &acme, get.clone(), "/v1/jobs", None).await;
+    assert_eq!(ids(&all), ["acme-1", "public-1"], "{all}");
+    let (_, everything) = t.get("/v1/jobs").await;
+    assert_eq!(ids(&everything).len(), 3, "the admin sees all: {everything}");
+    // The database's own job query: refused with a reason.
+    let path = "/v1/taskdbs/acme-private/jobs/query";
+    refused(&as_key(&t, &outsider, post.clone(), path, Some(json!({}))).await, 403, 5007);
+    assert_eq!(as_key(&t, &acme, post.clone(), path, Some(json!({}))).await.0, 200);
+    // Events: neither the job's stream nor the live stream shows them.
+    refused(&as_key(&t, &outsider, get.clone(), "/v1/jobs/acme-1/events", None).await, 404, 5020);
+    let seen = events(&t, &outsider).await;
+    assert!(seen.contains("other-1") && seen.contains("public-1"), "{seen}");
+    assert!(!seen.contains("acme-1") && !seen.contains("acme-private"), "the outsider saw: {seen}");
+    let member_sees = events(&t, &acme).await;
+    assert!(member_sees.contains("acme-1"), "{member_sees}");
+    acme_agent.shutdown().await.unwrap();
+    other_agent.shutdown().await.unwrap();
+    t.stop().await;
+}
