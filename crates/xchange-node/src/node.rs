@@ -27,6 +27,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::job::{JobDocument, check_job_id};
 use crate::metrics::Metrics;
 use crate::validate;
+use crate::visibility::Hidden;
 
 /// The kind of every event after a job's `job_posting`: its payload says which state the
 /// job entered and why.
@@ -201,8 +202,9 @@ impl<S: Store + Clone> Node<S> {
 
     /// Validates, routes and stores a job; a new one is then handed to the contract net.
     /// Returns once the job is durable.
-    pub async fn submit(self: &Arc<Self>, raw: Value) -> ApiResult<Accepted> {
-        let result = self.submit_inner(raw).await;
+    /// A caller may not submit to the private databases `hidden` from it (403).
+    pub async fn submit(self: &Arc<Self>, raw: Value, hidden: &Hidden) -> ApiResult<Accepted> {
+        let result = self.submit_inner(raw, hidden).await;
         let counter = match &result {
             Ok(a) if a.created => &self.metrics.jobs_submitted,
             Ok(_) => &self.metrics.jobs_replayed,
@@ -212,12 +214,17 @@ impl<S: Store + Clone> Node<S> {
         result
     }
 
-    async fn submit_inner(self: &Arc<Self>, raw: Value) -> ApiResult<Accepted> {
+    async fn submit_inner(self: &Arc<Self>, raw: Value, hidden: &Hidden) -> ApiResult<Accepted> {
         let now = now_ms();
         let mut doc: JobDocument = crate::body::from_value(raw.clone())?;
         doc.check(now)?;
         validate::job_input(&self.store, &doc).await?;
         let routed = self.route(&mut doc, &raw).await?;
+        if hidden.hides(&routed.taskdb) {
+            let message =
+                format!("task database {:?} is private and your organisation is not a member", routed.taskdb);
+            return Err(ApiError::new(Code::Forbidden, message).at("task_db_id"));
+        }
         // A private job needs a member to run it; refused now rather than failed later.
         if routed.private {
             self.private_contractor(&routed.taskdb, &doc.capability).await?;

@@ -3,9 +3,6 @@
 //! NATS client, a key made at run time) through a whole contract with `xchange serve` on
 //! the NATS bus: bid (a tampered one refused first), award, result, completed job.
 
-use std::path::PathBuf;
-use std::process::Command;
-
 const NATS_VAR: &str = "XCHANGE_TEST_NATS";
 
 #[test]
@@ -14,16 +11,6 @@ fn a_python_agent_speaks_aixp_over_nats() {
         eprintln!("skipping: {NATS_VAR} is not set (e.g. nats://127.0.0.1:4222); CI sets it");
         return;
     };
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../interop/python/run.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .env("XCHANGE_BIN", env!("CARGO_BIN_EXE_xchange"))
-        .env(NATS_VAR, &nats)
-        .output()
-        .unwrap_or_else(|e| panic!("{} runs: {e}", script.display()));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stdout}{stderr}");
-    assert!(out.status.success(), "{} failed ({}):\n{stdout}{stderr}", script.display(), out.status);
+    let stdout = crate::procs::run_script("interop/python/run.sh", &[], &[(NATS_VAR, &nats)]);
     assert!(stdout.lines().any(|l| l == "PASS"), "the live part did not run:\n{stdout}");
 }

@@ -99,3 +99,22 @@ impl Drop for Agent {
         let _ = self.child.wait();
     }
 }
+
+/// Runs a script of the repository (`path` from the workspace root) with bash, with the
+/// built `xchange` as `XCHANGE_BIN` and `envs`; asserts that it succeeded and returns its
+/// standard output (both outputs are printed, for a failing run's log).
+pub(crate) fn run_script(path: &str, args: &[&str], envs: &[(&str, &str)]) -> String {
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(path);
+    let out = Command::new("bash")
+        .arg(&script)
+        .args(args)
+        .env("XCHANGE_BIN", env!("CARGO_BIN_EXE_xchange"))
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap_or_else(|e| panic!("{} runs: {e}", script.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stdout}{stderr}");
+    assert!(out.status.success(), "{} failed ({}):\n{stdout}{stderr}", script.display(), out.status);
+    stdout
+}

@@ -75,7 +75,8 @@ pub async fn submit<S: Store + Clone>(
         let (status, job) = node.forward_job(raw, &owner, credential).await?;
         return Ok((StatusCode::from_u16(status).unwrap_or(StatusCode::OK), Json(job)));
     }
-    let accepted = node.submit(raw).await?;
+    let hidden = node.hidden_from(caller.as_deref()).await?;
+    let accepted = node.submit(raw, &hidden).await?;
     let status = if accepted.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(accepted.job.into())))
 }

@@ -1,6 +1,7 @@
 //! A private task database's jobs, results and events are visible to its member
 //! organisations only: an outsider, a valid key of another organisation that reads its own
-//! private database, cannot read, list, query or stream them over HTTP and SSE.
+//! private database, cannot submit to it, or read, list, query or stream its jobs over HTTP
+//! and SSE.
 
 use std::time::Duration;
 
@@ -73,6 +74,15 @@ async fn an_outsider_cannot_read_list_query_or_stream_a_private_databases_jobs()
     assert_eq!(t.post("/v1/jobs", &job("public-1", "secret", json!(1))).await.0, 201);
     t.wait_terminal("public-1").await;
     let (acme, outsider) = (key(&t, "acme").await, key(&t, "other").await);
+    // Nor may it submit to the database: refused, nothing stored.
+    let (status, created) = t.post("/v1/keys", &json!({"org_id": "other", "scopes": ["submit"]})).await;
+    assert_eq!(status, 201, "{created}");
+    let submitter = created["key"].as_str().unwrap().to_owned();
+    let mut intrusion = job("intrusion", "secret", json!(1));
+    intrusion["task_db_id"] = json!("acme-private");
+    let answer = as_key(&t, &submitter, reqwest::Method::POST, "/v1/jobs", Some(intrusion)).await;
+    assert_eq!(refused(&answer, 403, 5007).as_deref(), Some("task_db_id"));
+    refused(&t.get("/v1/jobs/intrusion").await, 404, 5020);
     let get = reqwest::Method::GET;
     let post = reqwest::Method::POST;
 
