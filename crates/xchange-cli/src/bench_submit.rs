@@ -57,6 +57,9 @@ async fn run(args: SubmitArgs) -> anyhow::Result<()> {
         data: dir.clone(),
         store: args.store.clone(),
         admin_key: Some(key.clone()),
+        // One key for every client: the per-key rate limit would measure itself.
+        rate_limit_per_key: u32::MAX,
+        rate_limit_burst: u32::MAX,
         ..NodeConfig::default()
     };
     let url = config.store_url();

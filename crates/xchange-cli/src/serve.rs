@@ -58,6 +58,15 @@ pub(crate) struct ServeArgs {
     /// this long for another node [default: 10000].
     #[arg(long, env = "XCHANGE_PARTITION_LEASE_MS")]
     partition_lease_ms: Option<u64>,
+    /// Requests per second an API key may make on average [default: 1000].
+    #[arg(long, env = "XCHANGE_RATE_LIMIT_PER_KEY")]
+    rate_limit_per_key: Option<u32>,
+    /// Requests an API key may make at once [default: 2000].
+    #[arg(long, env = "XCHANGE_RATE_LIMIT_BURST")]
+    rate_limit_burst: Option<u32>,
+    /// Jobs the node manages at once before refusing submissions [default: 100000].
+    #[arg(long, env = "XCHANGE_MAX_RUNNING_JOBS")]
+    max_running_jobs: Option<usize>,
 }
 
 impl ServeArgs {
@@ -104,6 +113,15 @@ impl ServeArgs {
         }
         if let Some(ms) = self.partition_lease_ms {
             config.partition_lease_ms = ms;
+        }
+        if let Some(n) = self.rate_limit_per_key {
+            config.rate_limit_per_key = n;
+        }
+        if let Some(n) = self.rate_limit_burst {
+            config.rate_limit_burst = n;
+        }
+        if let Some(n) = self.max_running_jobs {
+            config.max_running_jobs = n;
         }
         config.validate()?;
         Ok(config)

@@ -34,6 +34,12 @@ pub struct NodeConfig {
     /// An admin API key (`xck_<id>_<secret>`) to install at start instead of creating one
     /// in the data folder: for deployments that hand the key in (a secret).
     pub admin_key: Option<String>,
+    /// Requests per second an API key may make on average (429 `busy` beyond).
+    pub rate_limit_per_key: u32,
+    /// Requests an API key may make at once before the average applies.
+    pub rate_limit_burst: u32,
+    /// Jobs this node manages at once; a submission beyond is refused (429 `busy`).
+    pub max_running_jobs: usize,
     /// How long a job waits for an eligible contractor before failing with
     /// `no_eligible_contractor`, in milliseconds.
     pub no_contractor_timeout_ms: u64,
@@ -74,6 +80,9 @@ impl Default for NodeConfig {
             tokens: Vec::new(),
             auth: true,
             admin_key: None,
+            rate_limit_per_key: 1_000,
+            rate_limit_burst: 2_000,
+            max_running_jobs: 100_000,
             no_contractor_timeout_ms: 10 * 60 * 1000,
             default_retry_limit: 3,
             bid_window_ms: 100,
@@ -145,6 +154,11 @@ impl NodeConfig {
         if self.admin_key.as_deref().is_some_and(|k| crate::auth::split_key(k).is_none()) {
             return Err(ConfigError::Invalid("admin_key must be an API key: xck_<id>_<secret>".into()));
         }
+        if self.rate_limit_per_key == 0 || self.rate_limit_burst == 0 || self.max_running_jobs == 0 {
+            return Err(ConfigError::Invalid(
+                "rate_limit_per_key, rate_limit_burst and max_running_jobs must be at least 1".into(),
+            ));
+        }
         if !(1..=4096).contains(&self.partitions) {
             return Err(ConfigError::Invalid("partitions must be in 1..=4096".into()));
         }
@@ -187,6 +201,7 @@ mod tests {
         assert!(parse("bus_prefix = \"a.b\"\n").unwrap_err().contains("bus_prefix"));
         assert!(parse("card_ttl_ms = 10\n").unwrap_err().contains("card_ttl_ms"));
         assert!(parse("partitions = 0\n").unwrap_err().contains("partitions"));
+        assert!(parse("rate_limit_burst = 0\n").unwrap_err().contains("rate_limit_burst"));
         assert!(parse("admin_key = \"secret\"\n").unwrap_err().contains("admin_key"));
         assert!(parse("partition_lease_ms = 10\n").unwrap_err().contains("partition_lease_ms"));
         let c = parse("bus = \"nats://127.0.0.1:4222\"\nbus_prefix = \"lab\"\n").unwrap();

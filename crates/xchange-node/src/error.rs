@@ -22,6 +22,8 @@ pub struct ApiError {
     /// The field of the request at fault (a JSON path such as `job_goal` or
     /// `filter.$or.1.price`), when there is one.
     pub field: Option<String>,
+    /// For a refusal that passes (busy): how long to wait, sent as `Retry-After`.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 /// The body of every error answer: `{"error": {...}}`.
@@ -48,7 +50,18 @@ pub struct ErrorDetail {
 impl ApiError {
     /// A refusal with `code` and `message`.
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), field: None }
+        Self { code, message: message.into(), field: None, retry_after: None }
+    }
+
+    /// The same refusal, telling the client to retry after `wait`.
+    pub fn retry_after(mut self, wait: std::time::Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
+    }
+
+    /// `Retry-After` in whole seconds, rounded up (at least 1), if the refusal has one.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after.map(|wait| wait.as_secs_f64().ceil().max(1.0) as u64)
     }
 
     /// Names the offending field.
@@ -119,7 +132,12 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status(), Json(self.body())).into_response()
+        let retry_after = self.retry_after_secs();
+        let mut response = (self.status(), Json(self.body())).into_response();
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 

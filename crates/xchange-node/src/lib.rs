@@ -41,6 +41,7 @@ mod federation;
 pub mod http;
 mod job;
 pub mod keyfile;
+mod limits;
 mod metrics;
 mod node;
 mod orgs;

@@ -2,6 +2,7 @@
 //! tasks. Handlers call it; it never sees HTTP.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -25,6 +26,7 @@ use crate::config::NodeConfig;
 use crate::drive::{JobLine, JobRef};
 use crate::error::{ApiError, ApiResult};
 use crate::job::{JobDocument, check_job_id};
+use crate::limits::RequestLimits;
 use crate::metrics::Metrics;
 use crate::validate;
 use crate::visibility::Hidden;
@@ -70,6 +72,8 @@ pub struct Node<S> {
     pub(crate) cluster: Cluster,
     /// API keys checked recently.
     pub(crate) keys: KeyCache,
+    /// Requests per key.
+    pub(crate) limits: RequestLimits,
     /// Where this node wrote the admin key it created at start, if it did.
     admin_key_file: Mutex<Option<std::path::PathBuf>>,
 }
@@ -101,6 +105,7 @@ impl<S: Store + Clone> Node<S> {
         let node_id = crate::transport::node_id(&config)?;
         let url = config.advertise_url.clone().unwrap_or_else(|| format!("http://{}", config.listen));
         let cluster = Cluster::new(node_id, url, config.partition_lease_ms, config.partitions);
+        let (config_rate, config_burst) = (config.rate_limit_per_key, config.rate_limit_burst);
         let mesh = crate::transport::join(&config).await?;
         let runtime = RuntimeBuilder::new(mesh.bus(), Arc::new(engine_config(&config))).shards(1).start();
         let manager = runtime
@@ -146,11 +151,16 @@ impl<S: Store + Clone> Node<S> {
             http: reqwest::Client::new(),
             cluster,
             keys: KeyCache::default(),
+            limits: RequestLimits::new(
+                NonZeroU32::new(config_rate).unwrap_or(NonZeroU32::MIN),
+                NonZeroU32::new(config_burst).unwrap_or(NonZeroU32::MIN),
+            ),
             admin_key_file: Mutex::new(None),
         });
         if node.config.auth {
             *node.admin_key_file.lock() = node.ensure_admin_key().await?;
         }
+        node.spawn_limit_sweeper();
         let relay = node
             .mesh
             .relay(node.store.clone())
@@ -220,6 +230,18 @@ impl<S: Store + Clone> Node<S> {
         doc.check(now)?;
         validate::job_input(&self.store, &doc).await?;
         let routed = self.route(&mut doc, &raw).await?;
+        let running = self.running.lock().len();
+        // At the bound, a job id already stored still gets its answer (a replay or a
+        // conflict), which takes no new work.
+        let known = match (running >= self.config.max_running_jobs, &doc.job_id) {
+            (true, Some(id)) => self.store.get_job(id).await.is_ok(),
+            _ => false,
+        };
+        if running >= self.config.max_running_jobs && !known {
+            let message =
+                format!("this node manages {running} jobs, its limit (max_running_jobs); retry later");
+            return Err(crate::limits::busy(message, std::time::Duration::from_secs(1)));
+        }
         if hidden.hides(&routed.taskdb) {
             let message =
                 format!("task database {:?} is private and your organisation is not a member", routed.taskdb);
@@ -288,6 +310,19 @@ impl<S: Store + Clone> Node<S> {
             (None, None) => return self.cancel_at_owner(&job, reason, credential).await,
         }
         Ok(job)
+    }
+
+    /// Forgets, every minute, the rate-limit state of keys that are idle again.
+    fn spawn_limit_sweeper(self: &Arc<Self>) {
+        let node = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                let Some(node) = node.upgrade() else { return };
+                node.limits.forget_idle();
+            }
+        });
     }
 
     /// Stores the cards agents present when they connect.

@@ -66,6 +66,11 @@ pub(crate) async fn kill_and_recover(store: Option<&str>, tag: &str) {
                         Ok(r) if r.status() == 201 || r.status() == 200 => {
                             acked.lock().insert(id, input);
                         }
+                        // Over the key's rate: not acknowledged; come back when told.
+                        Ok(r) if r.status() == 429 => {
+                            let wait = r.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap();
+                            tokio::time::sleep(Duration::from_secs(wait)).await;
+                        }
                         Ok(r) => panic!(
                             "submission refused: {} {}",
                             r.status(),

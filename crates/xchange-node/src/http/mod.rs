@@ -159,6 +159,9 @@ async fn require_key<S: Store + Clone>(
         Ok(caller) => caller,
         Err(e) => return e.into_response(),
     };
+    if let Err(refusal) = node.limits.check(&caller.key_id) {
+        return refusal.into_response();
+    }
     if !caller.may(scope) {
         let message = format!("this API key may not do that: it needs the {} scope", scope.as_str());
         return ApiError::new(Code::Forbidden, message).at("Authorization").into_response();

@@ -8,6 +8,7 @@ mod errors;
 mod events;
 mod jobs;
 mod keys;
+mod limits;
 mod orgs;
 mod registry;
 mod routing;
