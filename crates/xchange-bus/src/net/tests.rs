@@ -68,14 +68,18 @@ mod edge {
         let raw = |env: &Envelope| Bytes::from(xchange_protocol::encode(env));
 
         let bid = Body::Propose(ProposeBody { price: 3, eta_ms: 10, load: 0.0 });
-        let unsigned = envelope(them.id(), Recipient::Agent(me.id()), bid, 1);
+        let unsigned = envelope(them.id(), Recipient::Agent(me.id()), bid.clone(), 1);
         let mut signed = unsigned.clone();
         them.sign(&mut signed, Nonce([9; 16]));
         let mut tampered = signed.clone();
         tampered.epoch += 1;
         let to_other = progress(them.id(), other.id(), 1);
+        // Signed by its sender, but past its expiry: a stale message held back and sent late.
+        let mut expired = envelope(them.id(), Recipient::Agent(me.id()), bid, 2);
+        expired.expires_at = expired.expires_at.saturating_sub(60_000);
+        them.sign(&mut expired, Nonce([8; 16]));
 
-        let sends: [(String, Bytes); 7] = [
+        let sends: [(String, Bytes); 8] = [
             (subject(me.id(), them.id()), Bytes::from_static(b"{not json")),
             (subject(me.id(), them.id()), raw(&unsigned)),
             (subject(me.id(), them.id()), raw(&tampered)),
@@ -85,6 +89,7 @@ mod edge {
             (subject(me.id(), other.id()), raw(&signed)),
             (subject(me.id(), them.id()), raw(&signed)),
             (subject(me.id(), them.id()), raw(&signed)), // the replay
+            (subject(me.id(), them.id()), raw(&expired)),
         ];
         for (s, payload) in sends {
             client.publish(s, payload).await.unwrap();
@@ -93,12 +98,13 @@ mod edge {
 
         let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
         assert_eq!(got.msg.id, signed.id);
-        let c = until_refused(&bus, 6).await;
+        let c = until_refused(&bus, 7).await;
         assert_eq!(c.refused_with(Code::Malformed), 1, "{c:?}");
         assert_eq!(c.refused_with(Code::SignatureMissing), 1, "{c:?}");
         assert_eq!(c.refused_with(Code::SignatureInvalid), 1, "{c:?}");
         assert_eq!(c.refused_with(Code::Forbidden), 2, "{c:?}");
         assert_eq!(c.refused_with(Code::Replay), 1, "{c:?}");
+        assert_eq!(c.refused_with(Code::Expired), 1, "{c:?}");
         assert_eq!(c.delivered_total(), 1);
         assert!(rx.try_recv().is_err());
     }
