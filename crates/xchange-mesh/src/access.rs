@@ -84,7 +84,7 @@ impl BusAccess {
             format!("{p}.pool.*.*.{me}"),
             format!("$KV.{p}_agents.{me}"),
             // The directory: read its stream, watch it, get a card.
-            format!("$JS.API.INFO"),
+            "$JS.API.INFO".to_owned(),
             format!("$JS.API.STREAM.INFO.{directory}"),
             format!("$JS.API.CONSUMER.CREATE.{directory}"),
             format!("$JS.API.CONSUMER.CREATE.{directory}.>"),

@@ -303,16 +303,8 @@ impl<S: Store + Clone> Node<S> {
     /// and their contracts are cancelled, for the partition's next owner to run them.
     fn drop_partition(&self, partition: i32) {
         self.cluster.held.lock().remove(&partition);
-        let dropped: Vec<_> = {
-            let mut running = self.running.lock();
-            let ids: Vec<String> = running
-                .iter()
-                .filter(|(_, r)| r.fence.partition == partition)
-                .map(|(id, _)| id.clone())
-                .collect();
-            ids.into_iter().filter_map(|id| running.remove(&id)).collect()
-        };
-        for job in dropped {
+        let dropped: Vec<_> = self.running.lock().extract_if(|_, r| r.fence.partition == partition).collect();
+        for (_, job) in dropped {
             self.jobs_by_task.lock().remove(&job.task);
             if let Some(abort) = &job.abort {
                 abort.abort();
@@ -375,9 +367,10 @@ impl<S: Store + Clone> Node<S> {
         Some((last - cursor).max(0))
     }
 
-    /// The nodes, the partitions and their leases, as the store has them now.
+    /// The nodes, the partitions and their leases, as the store has them now. Reading it
+    /// writes nothing: a node is alive when its lease keeper says so, not when asked.
     pub async fn cluster_status(&self) -> Result<ClusterStatus, ApiError> {
-        let now = self.store.node_alive(&self.cluster.node_id, &self.cluster.url, false).await?;
+        let now = self.store.clock_ms().await?;
         let leases = self.store.partition_leases().await?;
         let nodes = self.store.cluster_nodes().await?;
         let lease_ms = self.cluster.lease_ms;

@@ -18,9 +18,11 @@ pub(crate) struct RequestLimits {
 }
 
 impl RequestLimits {
-    /// `per_second` requests per key on average, `burst` at once.
-    pub(crate) fn new(per_second: NonZeroU32, burst: NonZeroU32) -> Self {
-        let quota = Quota::per_second(per_second).allow_burst(burst);
+    /// `per_second` requests per key on average, `burst` at once (0 counts as 1; the
+    /// config refuses 0).
+    pub(crate) fn new(per_second: u32, burst: u32) -> Self {
+        let at_least_one = |n| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::per_second(at_least_one(per_second)).allow_burst(at_least_one(burst));
         Self { per_key: RateLimiter::keyed(quota), clock: DefaultClock::default() }
     }
 
@@ -56,7 +58,7 @@ mod tests {
 
     #[test]
     fn a_key_over_its_burst_waits_and_others_do_not() {
-        let limits = RequestLimits::new(NonZeroU32::new(1).unwrap(), NonZeroU32::new(3).unwrap());
+        let limits = RequestLimits::new(1, 3);
         for _ in 0..3 {
             assert!(limits.check("a").is_ok());
         }

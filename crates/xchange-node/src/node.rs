@@ -2,7 +2,6 @@
 //! tasks. Handlers call it; it never sees HTTP.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -105,7 +104,7 @@ impl<S: Store + Clone> Node<S> {
         let node_id = crate::transport::node_id(&config)?;
         let url = config.advertise_url.clone().unwrap_or_else(|| format!("http://{}", config.listen));
         let cluster = Cluster::new(node_id, url, config.partition_lease_ms, config.partitions);
-        let (config_rate, config_burst) = (config.rate_limit_per_key, config.rate_limit_burst);
+        let limits = RequestLimits::new(config.rate_limit_per_key, config.rate_limit_burst);
         let mesh = crate::transport::join(&config).await?;
         let runtime = RuntimeBuilder::new(mesh.bus(), Arc::new(engine_config(&config))).shards(1).start();
         let manager = runtime
@@ -151,10 +150,7 @@ impl<S: Store + Clone> Node<S> {
             http: reqwest::Client::new(),
             cluster,
             keys: KeyCache::default(),
-            limits: RequestLimits::new(
-                NonZeroU32::new(config_rate).unwrap_or(NonZeroU32::MIN),
-                NonZeroU32::new(config_burst).unwrap_or(NonZeroU32::MIN),
-            ),
+            limits,
             admin_key_file: Mutex::new(None),
         });
         if node.config.auth {

@@ -238,6 +238,10 @@ macro_rules! impl_store_by {
                 $via!(write, self, s => s.node_alive(node_id, url, starting))
             }
 
+            async fn clock_ms(&self) -> Result<i64, $crate::StoreError> {
+                $via!(read, self, s => s.clock_ms())
+            }
+
             async fn cluster_nodes(&self) -> Result<Vec<$crate::ClusterNode>, $crate::StoreError> {
                 $via!(read, self, s => s.cluster_nodes())
             }

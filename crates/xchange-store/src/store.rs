@@ -269,6 +269,9 @@ pub trait Store: Send + Sync + 'static {
         starting: bool,
     ) -> impl Future<Output = Result<i64, StoreError>> + Send;
 
+    /// The database's clock (Unix ms), which the lease times are on; writes nothing.
+    fn clock_ms(&self) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
     /// Every node that ever said it was alive, by id.
     fn cluster_nodes(&self) -> impl Future<Output = Result<Vec<ClusterNode>, StoreError>> + Send;
 

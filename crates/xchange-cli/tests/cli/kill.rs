@@ -104,31 +104,7 @@ pub(crate) async fn kill_and_recover(store: Option<&str>, tag: &str) {
     }
 
     let acked = acked.lock().clone();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut pending: Vec<&String> = acked.keys().collect();
-    while !pending.is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "{} acknowledged jobs did not complete, e.g. {}",
-            pending.len(),
-            pending[0]
-        );
-        let mut still = Vec::new();
-        for id in pending {
-            let r = http.get(format!("{base}/v1/jobs/{id}")).send().await.unwrap();
-            assert_eq!(r.status(), 200, "acknowledged job {id} is lost");
-            let job: Value = r.json().await.unwrap();
-            match job["state"].as_str() {
-                Some("completed") => assert_eq!(job["result"], acked[id], "job {id} has another result"),
-                Some("failed" | "cancelled" | "expired") => panic!("job {id} ended {}", job),
-                _ => still.push(id),
-            }
-        }
-        pending = still;
-        if !pending.is_empty() {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
+    crate::procs::all_complete(&http, &base, &acked, Duration::from_secs(120)).await;
     eprintln!("{tag}: {KILLS} kills, {} acknowledged jobs, all completed", acked.len());
     drop(agent);
     server.kill();

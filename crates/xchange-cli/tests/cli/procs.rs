@@ -118,3 +118,38 @@ pub(crate) fn run_script(path: &str, args: &[&str], envs: &[(&str, &str)]) -> St
     assert!(out.status.success(), "{} failed ({}):\n{stdout}{stderr}", script.display(), out.status);
     stdout
 }
+
+/// Every acknowledged job completes, within `within`, with its input as result (the test
+/// agents echo); a lost or failed one fails the test.
+pub(crate) async fn all_complete(
+    http: &reqwest::Client,
+    base: &str,
+    acked: &std::collections::BTreeMap<String, serde_json::Value>,
+    within: Duration,
+) {
+    let deadline = Instant::now() + within;
+    let mut pending: Vec<&String> = acked.keys().collect();
+    while !pending.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "{} acknowledged jobs did not complete, e.g. {}",
+            pending.len(),
+            pending[0]
+        );
+        let mut still = Vec::new();
+        for id in pending {
+            let r = http.get(format!("{base}/v1/jobs/{id}")).send().await.unwrap();
+            assert_eq!(r.status(), 200, "acknowledged job {id} is lost");
+            let job: serde_json::Value = r.json().await.unwrap();
+            match job["state"].as_str() {
+                Some("completed") => assert_eq!(job["result"], acked[id], "job {id} has another result"),
+                Some("failed" | "cancelled" | "expired") => panic!("job {id} ended {job}"),
+                _ => still.push(id),
+            }
+        }
+        pending = still;
+        if !pending.is_empty() {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}

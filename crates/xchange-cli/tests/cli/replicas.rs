@@ -159,35 +159,6 @@ fn submit_until(
         .collect()
 }
 
-/// Every acknowledged job completes with its input as result (the agents echo).
-async fn all_complete(http: &reqwest::Client, base: &str, acked: &BTreeMap<String, Value>) {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let mut pending: Vec<&String> = acked.keys().collect();
-    while !pending.is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "{} acknowledged jobs did not complete, e.g. {}",
-            pending.len(),
-            pending[0]
-        );
-        let mut still = Vec::new();
-        for id in pending {
-            let r = http.get(format!("{base}/v1/jobs/{id}")).send().await.unwrap();
-            assert_eq!(r.status(), 200, "acknowledged job {id} is lost");
-            let job: Value = r.json().await.unwrap();
-            match job["state"].as_str() {
-                Some("completed") => assert_eq!(job["result"], acked[id], "job {id} has another result"),
-                Some("failed" | "cancelled" | "expired") => panic!("job {id} ended {job}"),
-                _ => still.push(id),
-            }
-        }
-        pending = still;
-        if !pending.is_empty() {
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-}
-
 /// What the store holds, checked in SQL: no job completed twice, and no job has an event
 /// written under an older lease after one written under a newer lease of its partition
 /// (which is what a second manager writing would leave).
@@ -299,7 +270,7 @@ async fn three_replicas_lose_no_job_when_the_busiest_is_killed() {
         s.await.unwrap();
     }
     let acked = acked.lock().clone();
-    all_complete(&http, &survivor, &acked).await;
+    crate::procs::all_complete(&http, &survivor, &acked, Duration::from_secs(180)).await;
     let takeovers: u64 = {
         let mut n = 0;
         for (i, node) in nodes.iter().enumerate() {
@@ -379,7 +350,7 @@ async fn a_paused_replica_cannot_write_after_its_lease_was_taken() {
     }
 
     let acked = acked.lock().clone();
-    all_complete(&http, &other.base, &acked).await;
+    crate::procs::all_complete(&http, &other.base, &acked, Duration::from_secs(180)).await;
     let fenced = metric(&http, &paused.base, "xchange_fenced_writes_total").await;
     let lost = metric(&http, &paused.base, "xchange_partitions_lost_total").await;
     assert!(fenced >= 1, "the resumed node wrote nothing under its old epochs?");

@@ -47,6 +47,12 @@ pub(crate) async fn node_alive<D: Dialect>(
     Ok(D::int(&row, "seen_ms")?)
 }
 
+/// The database's clock, without writing anything.
+pub(crate) async fn clock_ms<D: Dialect>(conn: &mut D::Connection) -> Result<i64, StoreError> {
+    let row = Stmt::<D>::built(format!("SELECT {} AS now_ms", D::NOW_MS)).one(conn).await?;
+    Ok(D::int(&row, "now_ms")?)
+}
+
 pub(crate) async fn cluster_nodes<D: Dialect>(
     conn: &mut D::Connection,
 ) -> Result<Vec<ClusterNode>, StoreError> {

@@ -278,6 +278,10 @@ impl<D: Dialect> Store for SqlStore<D> {
         lease::node_alive::<D>(&mut *self.write().await?, node_id, url, starting).await
     }
 
+    async fn clock_ms(&self) -> Result<i64, StoreError> {
+        lease::clock_ms::<D>(&mut *self.read().await?).await
+    }
+
     async fn cluster_nodes(&self) -> Result<Vec<ClusterNode>, StoreError> {
         lease::cluster_nodes::<D>(&mut *self.read().await?).await
     }

@@ -183,6 +183,13 @@ pub(crate) async fn nodes_say_they_are_alive_on_the_database_clock(ctx: Ctx) {
     let local = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as i64;
     let first = store.node_alive("node-a", "http://a:1", true).await.expect("alive");
     assert!((first - local).abs() < MINUTE, "database clock {first} vs local {local}");
+    let clock = store.clock_ms().await.expect("clock");
+    assert!(clock >= first && clock - first < MINUTE, "the clock {clock} reads after {first}");
+    assert_eq!(
+        store.cluster_nodes().await.expect("nodes")[0].seen_ms,
+        first,
+        "reading the clock writes nothing"
+    );
     tokio::time::sleep(Duration::from_millis(10)).await;
     let later = store.node_alive("node-a", "http://a:2", false).await.expect("alive");
     store.node_alive("node-b", "http://b:1", true).await.expect("alive");
