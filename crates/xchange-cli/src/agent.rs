@@ -95,7 +95,8 @@ pub(crate) struct RunArgs {
     /// A pool served (repeat for several; none means every pool).
     #[arg(long = "pool", value_name = "NAME")]
     pools: Vec<String>,
-    /// The command run for each task, with `sh -c`.
+    /// The command run for each task, with `sh -c`. Its environment names the contract:
+    /// XCHANGE_TASK_ID, XCHANGE_EPOCH, XCHANGE_AGENT_ID, XCHANGE_MANAGER_ID.
     #[arg(long, value_name = "CMD")]
     exec: String,
     /// A bearer token for nodes that require one (--server only).

@@ -7,6 +7,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use xchange_bus::BusCounters;
+use xchange_core::Counters;
 use xchange_protocol::Kind;
 use xchange_runtime::RuntimeStats;
 
@@ -88,6 +89,17 @@ impl Metrics {
     }
 }
 
+/// The node's manager engine's own counters (contracts made, reassignments, lapsed leases,
+/// reports refused for an older epoch, duplicate reports answered again, ...), one sample
+/// per field of [`Counters`], so that a contract's history can be checked against them.
+pub(crate) fn render_contracts(out: &mut String, counters: &Counters) {
+    let name = "xchange_manager_counters_total";
+    header(out, name, "What the node's manager engine has done since it started, by counter.");
+    for (counter, n) in counters.fields() {
+        let _ = writeln!(out, "{name}{{counter=\"{counter}\"}} {n}");
+    }
+}
+
 /// The `HELP` and `TYPE` lines of a counter.
 pub(crate) fn header(out: &mut String, name: &str, help: &str) {
     family(out, name, "counter", help);
@@ -106,7 +118,9 @@ mod tests {
     fn every_line_is_a_comment_or_a_sample() {
         let m = Metrics::default();
         m.jobs_completed.fetch_add(3, Relaxed);
-        let text = m.render(&RuntimeStats::default(), &BusCounters::default());
+        let mut text = m.render(&RuntimeStats::default(), &BusCounters::default());
+        render_contracts(&mut text, &Counters { stale_epoch: 2, ..Counters::default() });
+        assert!(text.contains("xchange_manager_counters_total{counter=\"stale_epoch\"} 2"), "{text}");
         assert!(text.contains("xchange_jobs_total{outcome=\"completed\"} 3"), "{text}");
         for line in text.lines() {
             let sample = line.rsplit_once(' ').is_some_and(|(_, v)| v.parse::<u64>().is_ok());

@@ -348,8 +348,9 @@ impl<S: Store + Clone> Node<S> {
     }
 
     /// The metrics, in Prometheus' text format.
-    pub fn metrics_text(&self) -> String {
+    pub async fn metrics_text(&self) -> String {
         let mut text = self.metrics.render(&self.runtime.stats(), &self.runtime.bus().counters());
+        crate::metrics::render_contracts(&mut text, &self.manager.counters().await);
         crate::transport::render_metrics(
             &mut text,
             self.directory_watch.as_ref().map(DirectoryWatch::stats),

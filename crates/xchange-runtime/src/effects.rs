@@ -144,6 +144,12 @@ impl Shard {
                     let _ = tx.send(Command::ExecDone { token, incarnation, task, epoch, outcome }.into());
                 });
                 self.slots[token as usize].running.insert((task, epoch), handle.abort_handle());
+                // An execution that takes time tells its manager it has started (a progress
+                // of 0): the job shows `running` at once, and the manager knows which of its
+                // contracts were executing when a contractor is lost. Inline executions
+                // report their result instead, in the same turn.
+                let started = Input::ExecutionProgress { task, epoch, fraction: 0.0 };
+                self.queue.push_back(Work::Input(token, started, None));
             }
         }
     }

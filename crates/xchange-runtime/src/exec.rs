@@ -4,6 +4,11 @@
 //! it), and reads stdout to its end as the JSON result. A non-zero exit, a signal, output
 //! that is not JSON or too large, and a timeout are failure reports whose reason names the
 //! exit status and ends with the tail of stderr.
+//!
+//! The program learns which contract it works under from its environment:
+//! `XCHANGE_TASK_ID`, `XCHANGE_EPOCH` (a task placed again runs under a higher epoch),
+//! `XCHANGE_AGENT_ID` (this contractor) and `XCHANGE_MANAGER_ID`; so a program that keeps
+//! its own log of executions can tell a retry from a first run.
 
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
@@ -54,11 +59,11 @@ impl ExecContractor {
         &self.command
     }
 
-    async fn run(self, input: Value) -> ExecOutcome {
+    async fn run(self, contract: Vec<(&'static str, String)>, input: Value) -> ExecOutcome {
         let timeout = self.timeout;
         // Dropping the future (a timeout here, or an abort by the shard when the contract
         // is cancelled or moves) drops the child, which `kill_on_drop` kills.
-        match tokio::time::timeout(timeout, self.run_to_end(input)).await {
+        match tokio::time::timeout(timeout, self.run_to_end(contract, input)).await {
             Ok(outcome) => outcome,
             Err(_) => failed(
                 format!("the command timed out after {} s and was killed", timeout.as_secs_f64()),
@@ -67,10 +72,11 @@ impl ExecContractor {
         }
     }
 
-    async fn run_to_end(&self, input: Value) -> ExecOutcome {
+    async fn run_to_end(&self, contract: Vec<(&'static str, String)>, input: Value) -> ExecOutcome {
         let spawned = Command::new("sh")
             .arg("-c")
             .arg(&*self.command)
+            .envs(contract)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -126,8 +132,14 @@ impl ExecContractor {
 }
 
 impl Contractor for ExecContractor {
-    fn execute(&self, _: ExecContext, spec: Arc<TaskSpec>) -> Execution {
-        Execution::pending(self.clone().run(spec.input.clone()))
+    fn execute(&self, ctx: ExecContext, spec: Arc<TaskSpec>) -> Execution {
+        let contract = vec![
+            ("XCHANGE_TASK_ID", ctx.task.to_string()),
+            ("XCHANGE_EPOCH", ctx.epoch.to_string()),
+            ("XCHANGE_AGENT_ID", ctx.agent.to_string()),
+            ("XCHANGE_MANAGER_ID", ctx.manager.to_string()),
+        ];
+        Execution::pending(self.clone().run(contract, spec.input.clone()))
     }
 }
 
@@ -179,7 +191,7 @@ mod tests {
     use super::*;
 
     async fn run(command: &str, input: Value) -> ExecOutcome {
-        ExecContractor::new(command).timeout(Duration::from_secs(20)).run(input).await
+        ExecContractor::new(command).timeout(Duration::from_secs(20)).run(Vec::new(), input).await
     }
 
     #[track_caller]
@@ -213,6 +225,14 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_program_sees_its_contract_in_its_environment() {
+        let contract = vec![("XCHANGE_TASK_ID", "t-1".to_owned()), ("XCHANGE_EPOCH", "3".to_owned())];
+        let command = r#"printf '{"task": "%s", "epoch": %s}' "$XCHANGE_TASK_ID" "$XCHANGE_EPOCH""#;
+        let outcome = ExecContractor::new(command).run(contract, json!(1)).await;
+        assert_eq!(result(outcome), json!({"task": "t-1", "epoch": 3}));
+    }
+
+    #[tokio::test]
     async fn large_input_and_output_do_not_deadlock() {
         // Far more than a pipe buffer both ways.
         let input = json!("x".repeat(1 << 20));
@@ -243,10 +263,10 @@ mod tests {
 
     #[tokio::test]
     async fn output_over_the_cap_fails() {
-        let outcome = ExecContractor::new("cat").max_output(10).run(json!("a long string")).await;
+        let outcome = ExecContractor::new("cat").max_output(10).run(Vec::new(), json!("a long string")).await;
         assert!(reason(outcome).contains("exceeds 10 bytes"));
         // Endless output: the program dies of the closed pipe, and the cap is the reason.
-        let outcome = ExecContractor::new("yes").max_output(10).run(json!(1)).await;
+        let outcome = ExecContractor::new("yes").max_output(10).run(Vec::new(), json!(1)).await;
         let r = reason(outcome);
         assert!(r.contains("exceeds 10 bytes"), "{r}");
     }
@@ -254,7 +274,10 @@ mod tests {
     #[tokio::test]
     async fn a_slow_program_is_killed_at_the_timeout() {
         let started = std::time::Instant::now();
-        let outcome = ExecContractor::new("sleep 30").timeout(Duration::from_millis(200)).run(json!(1)).await;
+        let outcome = ExecContractor::new("sleep 30")
+            .timeout(Duration::from_millis(200))
+            .run(Vec::new(), json!(1))
+            .await;
         assert!(reason(outcome).contains("timed out"));
         assert!(started.elapsed() < Duration::from_secs(20), "the child was waited for");
     }
@@ -274,7 +297,7 @@ mod tests {
         let marker = dir.with_extension("done");
         let _ = std::fs::remove_file(&marker);
         let command = format!("sleep 1; touch {}", marker.display());
-        let task = tokio::spawn(ExecContractor::new(command).run(json!(1)));
+        let task = tokio::spawn(ExecContractor::new(command).run(Vec::new(), json!(1)));
         tokio::time::sleep(Duration::from_millis(200)).await;
         task.abort();
         let _ = task.await;

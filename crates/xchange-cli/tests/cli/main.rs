@@ -3,6 +3,7 @@
 use std::process::Command;
 
 mod bus;
+mod contractors;
 mod deployment;
 mod interop;
 mod kill;

@@ -93,6 +93,25 @@ impl Agent {
     }
 }
 
+/// Sends signal `name` (`STOP`, `CONT`, ...) to process `pid`.
+pub(crate) fn signal(pid: u32, name: &str) {
+    let ok = Command::new("kill").args([&format!("-{name}"), &pid.to_string()]).status().expect("kill runs");
+    assert!(ok.success(), "kill -{name} {pid}");
+}
+
+impl Agent {
+    /// Sends signal `name` to the agent's process.
+    pub(crate) fn signal(&self, name: &str) {
+        signal(self.child.id(), name);
+    }
+
+    /// SIGKILL: the agent says no goodbye and its connection just breaks.
+    pub(crate) fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -51,13 +51,8 @@ impl Replica {
         Self { child: Some(crate::procs::serve_with(port, &data, &flags)), base, data }
     }
 
-    fn pid(&self) -> String {
-        self.child.as_ref().map(|c| c.id().to_string()).unwrap_or_default()
-    }
-
     fn signal(&self, name: &str) {
-        let ok = Command::new("kill").args([&format!("-{name}"), &self.pid()]).status().expect("kill runs");
-        assert!(ok.success(), "kill -{name} {}", self.pid());
+        crate::procs::signal(self.child.as_ref().expect("running").id(), name);
     }
 
     fn sigkill(&mut self) {

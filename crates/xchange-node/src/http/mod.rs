@@ -231,7 +231,7 @@ pub async fn healthz<S: Store + Clone>(State(node): State<Arc<Node<S>>>) -> (Sta
 #[utoipa::path(get, path = "/metrics", tag = "system",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics<S: Store + Clone>(State(node): State<Arc<Node<S>>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], node.metrics_text())
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], node.metrics_text().await)
 }
 
 /// The nodes that share this node's store, the partitions of the jobs, and who leases
