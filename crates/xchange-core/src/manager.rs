@@ -435,6 +435,16 @@ impl Engine {
             if in_round {
                 return self.refuse_message(msg, Code::Conflict, "a second answer to the same call");
             }
+            if m.rec.directed.is_some() {
+                // A directed task (a private database's, for one) never asked anyone: a bid
+                // is an attempt to take work meant for a chosen contractor.
+                let reason = "the task is directed to a chosen contractor and takes no bids";
+                if let Body::Propose(_) = msg.body {
+                    let reject = Body::Reject(CodeBody { code: Code::Forbidden, reason: reason.into() });
+                    self.send_about(id, Recipient::Agent(msg.from), reject, Some(msg.id), None);
+                }
+                return self.refuse_message(msg, Code::Forbidden, reason);
+            }
             if let Body::Propose(_) = msg.body {
                 let reject = Body::Reject(CodeBody {
                     code: Code::BidWindowClosed,

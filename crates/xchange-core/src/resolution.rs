@@ -164,6 +164,16 @@ impl Engine {
             self.counters.duplicate_reports += 1;
             return self.acknowledge(id, msg);
         }
+        if m.rec.contractor != Some(msg.from) && msg.epoch >= m.rec.epoch {
+            // Not a former contractor's late report: someone reporting on a contract it
+            // never held.
+            let reason = "the task's contract is held by another agent";
+            self.reply(
+                msg,
+                Body::Error(ErrorBody { code: Code::Forbidden, reason: reason.into(), supported: None }),
+            );
+            return self.refuse_message(msg, Code::Forbidden, reason);
+        }
         if !current || !matches!(m.rec.state, TaskState::Awarded | TaskState::Running) {
             let reason = "the report belongs to an older contract of this task";
             self.reply(

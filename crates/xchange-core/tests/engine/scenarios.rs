@@ -282,12 +282,12 @@ fn stale_expired_and_looping_messages_are_refused_and_change_nothing() {
     assert!(effects.iter().any(|e| matches!(e, Effect::Refused { code: Code::StaleEpoch, .. })));
     assert_eq!(w.engines[&m].counters().stale_epoch, stale_before + 1);
 
-    // A report from someone who holds no contract.
+    // A report from someone who holds no contract: forbidden, not merely late.
     let stranger = AgentId::from_index(9, 9);
     let forged_report = forged(stranger, m, inform.clone(), &w, t, rec.epoch);
     let effects: Vec<Effect> =
         w.engines.get_mut(&m).unwrap().handle(w.now, Input::Message(forged_report)).collect();
-    assert!(effects.iter().any(|e| matches!(e, Effect::Refused { code: Code::StaleEpoch, .. })));
+    assert!(effects.iter().any(|e| matches!(e, Effect::Refused { code: Code::Forbidden, .. })));
 
     // An expired one.
     let mut expired = (*forged(holder, m, inform, &w, t, rec.epoch)).clone();

@@ -10,6 +10,7 @@ mod jobs;
 mod keys;
 mod limits;
 mod orgs;
+mod outsider;
 mod registry;
 mod routing;
 mod system;
