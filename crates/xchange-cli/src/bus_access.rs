@@ -15,6 +15,10 @@ pub(crate) struct BusAccessArgs {
     /// A node's id (from its DATA/node.key); repeat for each node.
     #[arg(long = "node", value_name = "ID")]
     nodes: Vec<String>,
+    /// A node's data folder: the node whose key is DATA/node.key (created there if
+    /// missing, as the node itself would); repeat for each node.
+    #[arg(long = "node-data", value_name = "DIR")]
+    node_data: Vec<std::path::PathBuf>,
     /// An agent's id, with the private task databases it is a member of:
     /// `ID` or `ID=db1,db2`; repeat for each agent.
     #[arg(long = "agent", value_name = "ID[=DB,...]")]
@@ -52,9 +56,16 @@ fn access(args: &BusAccessArgs) -> anyhow::Result<BusAccess> {
         let member_of = dbs.split(',').filter(|d| !d.is_empty()).map(named).collect::<anyhow::Result<_>>()?;
         agents.push(AgentAccess { agent: id(agent)?, member_of });
     }
+    let mut nodes: Vec<AgentId> = args.nodes.iter().map(|n| id(n)).collect::<anyhow::Result<_>>()?;
+    for dir in &args.node_data {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join(xchange_node::NODE_KEY_FILE);
+        let (key, _) = xchange_node::keyfile::load_or_create_key(&path)?;
+        nodes.push(key.id());
+    }
     Ok(BusAccess {
         prefix: args.bus_prefix.clone(),
-        nodes: args.nodes.iter().map(|n| id(n)).collect::<anyhow::Result<_>>()?,
+        nodes,
         agents,
         private_taskdbs: args.private_taskdbs.iter().map(|d| named(d)).collect::<anyhow::Result<_>>()?,
     })

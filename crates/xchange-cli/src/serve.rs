@@ -47,6 +47,10 @@ pub(crate) struct ServeArgs {
     /// Prefix of every subject, channel, bucket and stream on the bus [default: aixp].
     #[arg(long, env = "XCHANGE_BUS_PREFIX")]
     bus_prefix: Option<String>,
+    /// Authenticate to NATS as the nkey user of the node's key (DATA/node.key), for a
+    /// server configured by `xchange bus-access`.
+    #[arg(long, env = "XCHANGE_BUS_NKEY")]
+    bus_nkey: bool,
     /// The URL other nodes and clients reach this node at [default: http:// + the address
     /// it listens on].
     #[arg(long, env = "XCHANGE_ADVERTISE_URL")]
@@ -98,6 +102,9 @@ impl ServeArgs {
         }
         if let Some(prefix) = &self.bus_prefix {
             config.bus_prefix = prefix.clone();
+        }
+        if self.bus_nkey {
+            config.bus_nkey = true;
         }
         if let Some(auth) = self.auth {
             config.auth = auth;

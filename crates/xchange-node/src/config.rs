@@ -54,6 +54,9 @@ pub struct NodeConfig {
     pub bus: Option<String>,
     /// First token of every subject, channel, bucket and stream name on the bus.
     pub bus_prefix: String,
+    /// Authenticate to NATS as the nkey user of the node's key (DATA/node.key), for a
+    /// server whose users `xchange bus-access` wrote.
+    pub bus_nkey: bool,
     /// How long an agent's card stays in the bus's directory unless renewed, in
     /// milliseconds.
     pub card_ttl_ms: u64,
@@ -89,6 +92,7 @@ impl Default for NodeConfig {
             lease_ms: 5_000,
             bus: None,
             bus_prefix: "aixp".to_owned(),
+            bus_nkey: false,
             card_ttl_ms: 30_000,
             advertise_url: None,
             partitions: 16,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use xchange_bus::NetOptions;
 use xchange_mesh::{DirectoryStats, Mesh, RelayHandle};
-use xchange_protocol::{AgentId, Code};
+use xchange_protocol::{AgentId, AgentKey, Code};
 use xchange_runtime::AgentSpec;
 
 use crate::config::NodeConfig;
@@ -22,7 +22,10 @@ pub const NODE_KEY_FILE: &str = "node.key";
 /// The bus `config` names.
 pub(crate) async fn join(config: &NodeConfig) -> Result<Mesh, ApiError> {
     let Some(url) = &config.bus else { return Ok(Mesh::in_process()) };
-    let options = NetOptions::new(config.bus_prefix.clone());
+    let mut options = NetOptions::new(config.bus_prefix.clone());
+    if config.bus_nkey {
+        options.nkey_seed = Some(xchange_mesh::nkey_seed(&node_key(config)?.seed()));
+    }
     Mesh::connect(url, options, Duration::from_millis(config.card_ttl_ms))
         .await
         .map_err(|e| ApiError::new(Code::Unavailable, format!("joining the bus: {e}")))
@@ -35,24 +38,26 @@ pub(crate) fn manager_spec(config: &NodeConfig, mesh: &Mesh) -> Result<AgentSpec
     if !mesh.bus().wants_signatures() {
         return Ok(AgentSpec::manager(AgentId::from_index(0, 1)));
     }
-    let internal = |e: String| ApiError::new(Code::Internal, e);
-    std::fs::create_dir_all(&config.data).map_err(|e| internal(format!("creating the data folder: {e}")))?;
-    let (key, created) =
-        load_or_create_key(&config.data.join(NODE_KEY_FILE)).map_err(|e| internal(e.to_string()))?;
-    if created {
-        tracing::info!(manager = %key.id(), "created the node's key");
-    }
+    let key = node_key(config)?;
     Ok(AgentSpec::manager(key.id()).with_key(key))
 }
 
 /// The node's id in the cluster: its key's agent id (the key is created in the data
 /// folder on first start), so that a restarted node is the same node.
 pub(crate) fn node_id(config: &NodeConfig) -> Result<String, ApiError> {
+    Ok(node_key(config)?.id().to_string())
+}
+
+/// The node's key, from the data folder, created there on first use.
+fn node_key(config: &NodeConfig) -> Result<AgentKey, ApiError> {
     let internal = |e: String| ApiError::new(Code::Internal, e);
     std::fs::create_dir_all(&config.data).map_err(|e| internal(format!("creating the data folder: {e}")))?;
-    let (key, _) =
+    let (key, created) =
         load_or_create_key(&config.data.join(NODE_KEY_FILE)).map_err(|e| internal(e.to_string()))?;
-    Ok(key.id().to_string())
+    if created {
+        tracing::info!(node = %key.id(), "created the node's key");
+    }
+    Ok(key)
 }
 
 /// Appends the directory's and the relay's counters to the metrics text.

@@ -7,6 +7,7 @@ mod contractors;
 mod deployment;
 mod interop;
 mod kill;
+mod nats_access;
 mod pg;
 mod procs;
 mod replicas;

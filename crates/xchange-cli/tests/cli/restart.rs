@@ -16,23 +16,33 @@ use crate::serve::{Served, job};
 
 /// A private broker process, restartable on the same port (and, for NATS, the same
 /// JetStream folder, so streams and the directory survive as they would in production).
-struct Broker {
+pub(crate) struct Broker {
     program: String,
     args: Vec<String>,
     /// How an operator stops it: SIGTERM, or SIGINT for PostgreSQL (its SIGTERM waits for
     /// every client to leave, which a connection pool never does).
     stop_signal: &'static str,
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     dir: PathBuf,
 }
 
 impl Broker {
     fn nats() -> Option<Self> {
+        Self::nats_with_config("")
+    }
+
+    /// NATS with JetStream and `config` (an `authorization` block, say) in its file.
+    pub(crate) fn nats_with_config(config: &str) -> Option<Self> {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("xchange-nats-{}-{port}", std::process::id()));
-        let args = ["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd", dir.to_str()?];
-        Self::start(installed("nats-server")?, args.iter().map(|s| s.to_string()).collect(), port, dir)
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("nats.conf");
+        let store = dir.join("js");
+        let text =
+            format!("listen: 127.0.0.1:{port}\njetstream {{ store_dir: \"{}\" }}\n{config}", store.display());
+        std::fs::write(&file, text).unwrap();
+        Self::start(installed("nats-server")?, vec!["-c".into(), file.to_str()?.to_owned()], port, dir)
     }
 
     fn redis() -> Option<Self> {

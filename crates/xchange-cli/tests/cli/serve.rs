@@ -26,6 +26,11 @@ impl Served {
     pub(crate) async fn start_with(tag: &str, flags: &[&str]) -> Self {
         let data = std::env::temp_dir().join(format!("xchange-serve-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data);
+        Self::start_in(data, flags).await
+    }
+
+    /// A node whose data folder is `data` (kept if it exists: its key, say).
+    pub(crate) async fn start_in(data: std::path::PathBuf, flags: &[&str]) -> Self {
         let port = free_port();
         let child = serve_with(port, &data, flags);
         let served = Self { child, base: format!("http://127.0.0.1:{port}"), data };
