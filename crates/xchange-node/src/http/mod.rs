@@ -48,6 +48,7 @@ use crate::node::Node;
         healthz, metrics, cluster,
     ),
     components(schemas(ErrorBody, Health)),
+    modifiers(&ApiKeySecurity),
     tags(
         (name = "jobs", description = "Submit jobs and follow them to their result."),
         (name = "registry", description = "Task databases and the registry that finds them."),
@@ -60,6 +61,47 @@ use crate::node::Node;
     )
 )]
 pub struct ApiDoc;
+
+/// Declares the API keys (`Authorization: Bearer xck_<id>_<secret>`) and, on every
+/// operation, the scope it needs, from [`required_scope`] itself so that the document and
+/// the middleware cannot disagree. OpenAPI 3.1 lets a non-OAuth requirement list roles:
+/// `{"api_key": ["read"]}` is a key with the read scope (or admin). Open operations carry
+/// the empty requirement `{}`.
+struct ApiKeySecurity;
+
+impl utoipa::Modify for ApiKeySecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+        let mut scheme = Http::new(HttpAuthScheme::Bearer);
+        scheme.bearer_format = Some("xck_<id>_<secret>".into());
+        scheme.description = Some(
+            "An API key of an organisation (`xchange keys create`); scopes submit, read, admin. \
+             Without one: 401 unauthenticated (5004); without the scope: 403 forbidden (5007)."
+                .into(),
+        );
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(API_KEY_SCHEME, SecurityScheme::Http(scheme));
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                (Method::GET, &mut item.get),
+                (Method::PUT, &mut item.put),
+                (Method::POST, &mut item.post),
+                (Method::DELETE, &mut item.delete),
+            ];
+            for (method, operation) in operations {
+                let Some(operation) = operation else { continue };
+                let requirement = match required_scope(&method, path) {
+                    Some(scope) => SecurityRequirement::new(API_KEY_SCHEME, [scope.as_str()]),
+                    None => SecurityRequirement::default(),
+                };
+                operation.security = Some(vec![requirement]);
+            }
+        }
+    }
+}
+
+/// The security scheme's name in the OpenAPI document.
+const API_KEY_SCHEME: &str = "api_key";
 
 /// The whole API over `node`.
 pub fn router<S: Store + Clone>(node: Arc<Node<S>>) -> Router {

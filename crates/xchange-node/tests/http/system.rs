@@ -1,3 +1,5 @@
+use serde_json::json;
+
 use crate::common::TestNode;
 
 #[tokio::test]
@@ -14,6 +16,12 @@ async fn health_metrics_openapi_and_docs() {
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{doc}");
     assert!(doc["paths"]["/v1/jobs"]["post"].is_object());
     assert!(doc["components"]["schemas"]["JobDocument"]["properties"]["job_goal"].is_object());
+    // The API keys, and each operation's scope as the middleware enforces it.
+    assert_eq!(doc["components"]["securitySchemes"]["api_key"]["scheme"], "bearer", "{doc}");
+    assert_eq!(doc["paths"]["/v1/jobs"]["post"]["security"], json!([{"api_key": ["submit"]}]));
+    assert_eq!(doc["paths"]["/v1/jobs"]["get"]["security"], json!([{"api_key": ["read"]}]));
+    assert_eq!(doc["paths"]["/v1/keys"]["get"]["security"], json!([{"api_key": ["admin"]}]));
+    assert_eq!(doc["paths"]["/healthz"]["get"]["security"], json!([{}]));
 
     // Swagger UI is served from the binary: its page and its script, no internet.
     let page = t.http.get(t.url("/docs/")).send().await.unwrap();
