@@ -15,7 +15,8 @@
 //!   per-task message counts compare with the FIPA formulas (3N+1 broadcast, 3d+1 sampled).
 //! - [`NetBus`] (features `nats`, `redis`) is the bus between processes: subjects per
 //!   docs/protocol.md, edge checks and replay memory on every message received
-//!   ([`ReplayGuard`]), one writer task per bus; `net/nats.rs` and `net/redis.rs` only move
+//!   ([`ReplayGuard`]) and, if set, a message rate per sender ([`SenderRates`]), one writer
+//!   task per bus; `net/nats.rs` and `net/redis.rs` only move
 //!   bytes.
 //! - `bus_conformance_suite!` (feature `testsuite`) is the one test suite every
 //!   implementation runs: in-process here, and over the real NATS and Redis servers.
@@ -28,6 +29,7 @@ mod edge;
 mod inproc;
 #[cfg(any(feature = "nats", feature = "redis"))]
 mod net;
+mod rate;
 mod replay;
 mod route_table;
 #[cfg(any(test, feature = "testsuite"))]
@@ -43,6 +45,7 @@ pub use edge::EdgeMode;
 pub use inproc::{InProcBus, InProcBusBuilder};
 #[cfg(any(feature = "nats", feature = "redis"))]
 pub use net::{DEFAULT_PREFIX, NetBus, NetOptions};
+pub use rate::{OverRate, RateLimit, SenderRates};
 pub use replay::ReplayGuard;
 pub use types::{BusError, Delivery, DeliverySink, Inbox, SubscriptionId, Topic};
 

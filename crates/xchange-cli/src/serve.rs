@@ -71,6 +71,15 @@ pub(crate) struct ServeArgs {
     /// Jobs the node manages at once before refusing submissions [default: 100000].
     #[arg(long, env = "XCHANGE_MAX_RUNNING_JOBS")]
     max_running_jobs: Option<usize>,
+    /// Messages per second one agent may send on average, WebSocket and bus [default: 5000].
+    #[arg(long, env = "XCHANGE_AGENT_RATE_PER_SECOND")]
+    agent_rate_per_second: Option<u32>,
+    /// Messages one agent may send at once [default: 10000].
+    #[arg(long, env = "XCHANGE_AGENT_RATE_BURST")]
+    agent_rate_burst: Option<u32>,
+    /// Agents connected over the WebSocket at once [default: 10000].
+    #[arg(long, env = "XCHANGE_MAX_AGENT_CONNECTIONS")]
+    max_agent_connections: Option<usize>,
 }
 
 impl ServeArgs {
@@ -129,6 +138,15 @@ impl ServeArgs {
         }
         if let Some(n) = self.max_running_jobs {
             config.max_running_jobs = n;
+        }
+        if let Some(n) = self.agent_rate_per_second {
+            config.agent_rate_per_second = n;
+        }
+        if let Some(n) = self.agent_rate_burst {
+            config.agent_rate_burst = n;
+        }
+        if let Some(n) = self.max_agent_connections {
+            config.max_agent_connections = n;
         }
         config.validate()?;
         Ok(config)

@@ -40,6 +40,18 @@ pub struct NodeConfig {
     pub rate_limit_burst: u32,
     /// Jobs this node manages at once; a submission beyond is refused (429 `busy`).
     pub max_running_jobs: usize,
+    /// Messages per second one agent may send to this node on average, over the WebSocket
+    /// and the bus alike (5005 `busy` beyond, with the time to wait).
+    pub agent_rate_per_second: u32,
+    /// Messages one agent may send at once before the average applies.
+    pub agent_rate_burst: u32,
+    /// Agents connected over the WebSocket at once; more are refused (5008).
+    pub max_agent_connections: usize,
+    /// How deep objects and arrays may nest in a filter (queries, event streams, job
+    /// searches); deeper is refused (422).
+    pub filter_max_depth: usize,
+    /// How many conditions a filter may hold; more is refused (422).
+    pub filter_max_conditions: usize,
     /// How long a job waits for an eligible contractor before failing with
     /// `no_eligible_contractor`, in milliseconds.
     pub no_contractor_timeout_ms: u64,
@@ -71,6 +83,22 @@ pub struct NodeConfig {
     pub partition_lease_ms: u64,
 }
 
+impl NodeConfig {
+    /// The bounds every filter a caller sends is parsed under.
+    pub fn filter_limits(&self) -> xchange_filter::Limits {
+        xchange_filter::Limits {
+            max_depth: self.filter_max_depth,
+            max_nodes: self.filter_max_conditions,
+            ..xchange_filter::Limits::default()
+        }
+    }
+
+    /// The message rate each agent is held to.
+    pub fn agent_rate(&self) -> xchange_bus::RateLimit {
+        xchange_bus::RateLimit { per_second: self.agent_rate_per_second, burst: self.agent_rate_burst }
+    }
+}
+
 impl Default for NodeConfig {
     fn default() -> Self {
         Self {
@@ -86,6 +114,11 @@ impl Default for NodeConfig {
             rate_limit_per_key: 1_000,
             rate_limit_burst: 2_000,
             max_running_jobs: 100_000,
+            agent_rate_per_second: 5_000,
+            agent_rate_burst: 10_000,
+            max_agent_connections: 10_000,
+            filter_max_depth: xchange_filter::Limits::default().max_depth,
+            filter_max_conditions: xchange_filter::Limits::default().max_nodes,
             no_contractor_timeout_ms: 10 * 60 * 1000,
             default_retry_limit: 3,
             bid_window_ms: 100,
@@ -158,9 +191,22 @@ impl NodeConfig {
         if self.admin_key.as_deref().is_some_and(|k| crate::auth::split_key(k).is_none()) {
             return Err(ConfigError::Invalid("admin_key must be an API key: xck_<id>_<secret>".into()));
         }
-        if self.rate_limit_per_key == 0 || self.rate_limit_burst == 0 || self.max_running_jobs == 0 {
+        let counts = [
+            self.rate_limit_per_key as usize,
+            self.rate_limit_burst as usize,
+            self.max_running_jobs,
+            self.agent_rate_per_second as usize,
+            self.agent_rate_burst as usize,
+            self.max_agent_connections,
+            self.filter_max_depth,
+            self.filter_max_conditions,
+        ];
+        if counts.contains(&0) {
             return Err(ConfigError::Invalid(
-                "rate_limit_per_key, rate_limit_burst and max_running_jobs must be at least 1".into(),
+                "rate_limit_per_key, rate_limit_burst, max_running_jobs, agent_rate_per_second, \
+                 agent_rate_burst, max_agent_connections, filter_max_depth and filter_max_conditions \
+                 must be at least 1"
+                    .into(),
             ));
         }
         if !(1..=4096).contains(&self.partitions) {
@@ -206,6 +252,8 @@ mod tests {
         assert!(parse("card_ttl_ms = 10\n").unwrap_err().contains("card_ttl_ms"));
         assert!(parse("partitions = 0\n").unwrap_err().contains("partitions"));
         assert!(parse("rate_limit_burst = 0\n").unwrap_err().contains("rate_limit_burst"));
+        assert!(parse("agent_rate_burst = 0\n").unwrap_err().contains("agent_rate_burst"));
+        assert!(parse("max_agent_connections = 0\n").unwrap_err().contains("max_agent_connections"));
         assert!(parse("admin_key = \"secret\"\n").unwrap_err().contains("admin_key"));
         assert!(parse("partition_lease_ms = 10\n").unwrap_err().contains("partition_lease_ms"));
         let c = parse("bus = \"nats://127.0.0.1:4222\"\nbus_prefix = \"lab\"\n").unwrap();

@@ -93,7 +93,7 @@ impl<S: Store + Clone> Node<S> {
     /// (id, owner) order. Without a shared registry: this node's own.
     pub async fn query_federated_taskdbs(&self, request: QueryRequest) -> ApiResult<Page<FederatedTaskDb>> {
         let limit = limit(request.limit)?;
-        let filter = parse_filter(request.filter.as_ref(), "filter")?;
+        let filter = parse_filter(request.filter.as_ref(), "filter", &self.config.filter_limits())?;
         let me = self.owner();
         let mut all: Vec<FederatedTaskDb> = match &self.shared_registry {
             Some(registry) => registry

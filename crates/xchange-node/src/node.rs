@@ -126,6 +126,8 @@ impl<S: Store + Clone> Node<S> {
             server_id: manager.id().to_string(),
             token_check: (!config.tokens.is_empty()).then(|| static_tokens(config.tokens.clone())),
             observer: Some(crate::agents::observer(&agents)),
+            agent_rate: Some(config.agent_rate()),
+            max_sessions: config.max_agent_connections,
             ..GatewayConfig::default()
         };
         let gateway = Arc::new(Gateway::new(runtime.clone(), gateway));
@@ -224,7 +226,7 @@ impl<S: Store + Clone> Node<S> {
         let now = now_ms();
         let mut doc: JobDocument = crate::body::from_value(raw.clone())?;
         doc.check(now)?;
-        validate::job_input(&self.store, &doc).await?;
+        validate::job_input(&self.store, &doc, &self.config.filter_limits()).await?;
         let routed = self.route(&mut doc, &raw).await?;
         let running = self.running.lock().len();
         // At the bound, a job id already stored still gets its answer (a replay or a

@@ -2,7 +2,7 @@
 //! store (which evaluates in memory what its SQL compiler refuses).
 
 use serde_json::Value;
-use xchange_filter::Filter;
+use xchange_filter::{Filter, Limits};
 use xchange_store::Store;
 
 use crate::error::{ApiError, ApiResult};
@@ -11,9 +11,13 @@ use crate::job::JobView;
 use crate::node::Node;
 use crate::visibility::Hidden;
 
-/// Parses an optional filter from a request field.
-pub(crate) fn parse_filter(filter: Option<&Value>, field: &str) -> ApiResult<Option<Filter>> {
-    filter.map(|f| Filter::parse(f).map_err(|e| ApiError::filter(&e, field))).transpose()
+/// Parses an optional filter from a request field, under `limits`.
+pub(crate) fn parse_filter(
+    filter: Option<&Value>,
+    field: &str,
+    limits: &Limits,
+) -> ApiResult<Option<Filter>> {
+    filter.map(|f| Filter::parse_with(f, limits).map_err(|e| ApiError::filter(&e, field))).transpose()
 }
 
 /// The cursor of the next page: the last key when the page is full.
@@ -34,7 +38,7 @@ impl<S: Store + Clone> Node<S> {
         hidden: &Hidden,
     ) -> ApiResult<Page<JobView>> {
         let limit = limit(request.limit)?;
-        let filter = parse_filter(request.filter.as_ref(), "filter")?;
+        let filter = parse_filter(request.filter.as_ref(), "filter", &self.config.filter_limits())?;
         let after = request.after.as_deref();
         let jobs = match &filter {
             Some(f) => self.store.find_jobs(f, taskdb, after, limit).await?,

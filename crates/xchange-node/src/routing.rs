@@ -53,7 +53,8 @@ impl<S: Store + Clone> Node<S> {
         let ((taskdb, private_db), decided_by) = match (&doc.task_db_id, &doc.search, &decision.route) {
             (Some(db), _, _) => (self.existing_taskdb(db, "task_db_id").await?, "task_db_id".to_owned()),
             (None, Some(search), _) => {
-                let filter = Filter::parse(search).map_err(|e| ApiError::filter(&e, "search"))?;
+                let filter = Filter::parse_with(search, &self.config.filter_limits())
+                    .map_err(|e| ApiError::filter(&e, "search"))?;
                 (self.search_taskdb(&filter, "search").await?, "search".to_owned())
             }
             (None, None, Route::Explicit(db)) => {

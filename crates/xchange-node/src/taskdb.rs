@@ -181,7 +181,7 @@ impl<S: Store + Clone> Node<S> {
     /// Entries matching a filter over the entry document, in key order.
     pub async fn query_taskdbs(&self, request: QueryRequest) -> ApiResult<Page<TaskDbView>> {
         let limit = limit(request.limit)?;
-        let filter = parse_filter(request.filter.as_ref(), "filter")?;
+        let filter = parse_filter(request.filter.as_ref(), "filter", &self.config.filter_limits())?;
         let after = request.after.as_deref();
         let dbs = match &filter {
             Some(f) => self.store.find_taskdbs(f, after, limit).await?,

@@ -23,6 +23,7 @@ pub const NODE_KEY_FILE: &str = "node.key";
 pub(crate) async fn join(config: &NodeConfig) -> Result<Mesh, ApiError> {
     let Some(url) = &config.bus else { return Ok(Mesh::in_process()) };
     let mut options = NetOptions::new(config.bus_prefix.clone());
+    options.sender_rate = Some(config.agent_rate());
     if config.bus_nkey {
         options.nkey_seed = Some(xchange_mesh::nkey_seed(&node_key(config)?.seed()));
     }

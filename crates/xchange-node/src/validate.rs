@@ -38,7 +38,11 @@ pub(crate) fn check_instance(
 
 /// Validates a job's input against its template and its own input schema, checks that its
 /// output schema compiles and that its search constraints parse.
-pub(crate) async fn job_input<S: Store>(store: &S, doc: &JobDocument) -> ApiResult<()> {
+pub(crate) async fn job_input<S: Store>(
+    store: &S,
+    doc: &JobDocument,
+    filter_limits: &xchange_filter::Limits,
+) -> ApiResult<()> {
     let input = doc.job_init_data.clone().unwrap_or(Value::Null);
     if let Some(name) = &doc.template {
         let template = match store.get_template(name).await {
@@ -60,7 +64,7 @@ pub(crate) async fn job_input<S: Store>(store: &S, doc: &JobDocument) -> ApiResu
         compile(schema, "output_schema")?;
     }
     if let Some(search) = &doc.search {
-        Filter::parse(search).map_err(|e| ApiError::filter(&e, "search"))?;
+        Filter::parse_with(search, filter_limits).map_err(|e| ApiError::filter(&e, "search"))?;
     }
     Ok(())
 }

@@ -98,12 +98,21 @@ pub struct ErrorFrame {
     /// The `id` of the refused envelope, when it could be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<MsgId>,
+    /// For 5005 over a rate limit: how long to wait before sending again, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 impl ErrorFrame {
     /// The frame for `refusal`.
     pub fn new(refusal: &Refusal, id: Option<MsgId>) -> Self {
-        Self { code: refusal.code, name: refusal.code.name().into(), message: refusal.reason.clone(), id }
+        Self {
+            code: refusal.code,
+            name: refusal.code.name().into(),
+            message: refusal.reason.clone(),
+            id,
+            retry_after_ms: None,
+        }
     }
 
     /// The refusal it carries.

@@ -17,7 +17,7 @@ use xchange_runtime::Runtime;
 
 use crate::card::RemoteCard;
 use crate::frames::{Challenge, Hello, read_hello};
-use xchange_bus::ReplayGuard;
+use xchange_bus::{RateLimit, ReplayGuard, SenderRates};
 
 /// Checks the credential a hello carries (`None` when it carries none). Refuse with 5004
 /// (unauthenticated) for a missing or wrong token, 5007 (forbidden) for a valid one that
@@ -82,6 +82,9 @@ pub struct GatewayConfig {
     pub max_sessions: usize,
     /// Signed messages remembered at once against replays.
     pub replay_capacity: usize,
+    /// Messages one agent may send (over all its sessions); more are refused with 5005
+    /// and `retry_after_ms`. None: no limit.
+    pub agent_rate: Option<RateLimit>,
 }
 
 impl Default for GatewayConfig {
@@ -97,6 +100,7 @@ impl Default for GatewayConfig {
             send_timeout: Duration::from_secs(10),
             max_sessions: 10_000,
             replay_capacity: 1 << 20,
+            agent_rate: None,
         }
     }
 }
@@ -164,6 +168,7 @@ pub struct Gateway {
     pub(crate) config: GatewayConfig,
     pub(crate) counters: Counters,
     pub(crate) replay: ReplayGuard,
+    pub(crate) rates: Option<SenderRates>,
     pub(crate) closing: watch::Sender<bool>,
 }
 
@@ -180,6 +185,7 @@ impl Gateway {
             bus: runtime.bus().clone(),
             runtime,
             replay: ReplayGuard::new(config.replay_capacity),
+            rates: config.agent_rate.map(SenderRates::new),
             config,
             counters: Counters::default(),
             closing: watch::channel(false).0,

@@ -292,11 +292,11 @@ impl Session<'_> {
         let refused = |refusal: Refusal, id| {
             gateway.counters.message_refused(refusal.code);
             tracing::debug!(agent = %self.id(), code = refusal.code.number(), reason = %refusal.reason, "agent message refused");
-            Next::Reply(ErrorFrame::new(&refusal, id))
+            ErrorFrame::new(&refusal, id)
         };
         if text.len() > max_frame_bytes(limits) {
             let reason = format!("frame is {} bytes; the limit is {}", text.len(), max_frame_bytes(limits));
-            return refused(Refusal::new(Code::TooLarge, reason), None);
+            return Next::Reply(refused(Refusal::new(Code::TooLarge, reason), None));
         }
         let raw = match read_frame(text) {
             Ok(Inbound::Msg(raw)) => raw,
@@ -306,25 +306,29 @@ impl Session<'_> {
             }
             Ok(Inbound::Frame(other)) => {
                 let reason = format!("a {} frame is not expected after the handshake", other.kind());
-                return refused(Refusal::new(Code::OutOfSequence, reason), None);
+                return Next::Reply(refused(Refusal::new(Code::OutOfSequence, reason), None));
             }
-            Err(refusal) => return refused(refusal, None),
+            Err(refusal) => return Next::Reply(refused(refusal, None)),
         };
         let now = (gateway.config.clock)();
         let env = match xchange_protocol::decode(raw.get().as_bytes(), now, None, limits) {
             Ok(env) => env,
-            Err(refusal) => return refused(refusal, envelope_id(raw)),
+            Err(refusal) => return Next::Reply(refused(refusal, envelope_id(raw))),
         };
         if env.from != self.id() {
             let reason = format!("message from {} on the connection of {}", env.from, self.id());
-            return refused(Refusal::new(Code::Forbidden, reason), Some(env.id));
+            return Next::Reply(refused(Refusal::new(Code::Forbidden, reason), Some(env.id)));
+        }
+        if let Some(Err(over)) = gateway.rates.as_ref().map(|r| r.admit(env.from)) {
+            let retry_after_ms = Some(over.retry_after.as_millis().max(1) as u64);
+            return Next::Reply(ErrorFrame { retry_after_ms, ..refused(over.refusal, Some(env.id)) });
         }
         if let Err(refusal) = gateway.replay.admit(&env, now) {
-            return refused(refusal, Some(env.id));
+            return Next::Reply(refused(refusal, Some(env.id)));
         }
         let id = env.id;
         if let Err(e) = gateway.bus.publish(Arc::new(env)) {
-            return refused(Refusal::new(Code::Unavailable, e.to_string()), Some(id));
+            return Next::Reply(refused(Refusal::new(Code::Unavailable, e.to_string()), Some(id)));
         }
         gateway.counters.messages_in.fetch_add(1, Relaxed);
         Next::Continue

@@ -39,6 +39,9 @@ pub struct NetOptions {
     pub clock: MsClock,
     /// Signed messages remembered at once for replay checks.
     pub replay_capacity: usize,
+    /// Messages each sender may send to this bus's subscriptions; more are refused (5005,
+    /// counted). None: no limit (an agent must take what its managers send).
+    pub sender_rate: Option<crate::RateLimit>,
     /// A NATS nkey seed (`SU...`) to authenticate with, for a server that has one user
     /// per agent (see `xchange_mesh::BusAccess`); ignored by Redis.
     pub nkey_seed: Option<String>,
@@ -52,6 +55,7 @@ impl NetOptions {
             limits: EdgeLimits::default(),
             clock: crate::system_ms_clock(),
             replay_capacity: 1 << 20,
+            sender_rate: None,
             nkey_seed: None,
         }
     }
@@ -145,6 +149,7 @@ pub(crate) struct Core {
     limits: EdgeLimits,
     clock: MsClock,
     replay: ReplayGuard,
+    rates: Option<crate::SenderRates>,
     pub(crate) stats: Stats,
     routes: RwLock<HashMap<Topic, Vec<(u64, Inbox)>>>,
     topics: Mutex<HashMap<u64, Topic>>,
@@ -213,6 +218,9 @@ impl Core {
                 format!("message from {} was published as {sender:.60}", env.from),
             ));
         }
+        if let Some(rates) = &self.rates {
+            rates.admit(env.from).map_err(|over| over.refusal)?;
+        }
         self.replay.admit(&env, now)?;
         Ok(env)
     }
@@ -240,6 +248,7 @@ impl NetBus {
             limits: options.limits.clone(),
             clock: options.clock.clone(),
             replay: ReplayGuard::new(options.replay_capacity),
+            rates: options.sender_rate.map(crate::SenderRates::new),
             stats: Stats::default(),
             routes: RwLock::default(),
             topics: Mutex::default(),

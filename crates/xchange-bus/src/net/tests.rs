@@ -110,6 +110,37 @@ mod edge {
     }
 
     #[tokio::test]
+    async fn a_sender_over_its_rate_is_refused_as_busy_and_others_still_pass() {
+        let Ok(url) = std::env::var("XCHANGE_TEST_NATS") else { return };
+        let prefix = unique_prefix("rate");
+        let options = NetOptions {
+            sender_rate: Some(crate::RateLimit { per_second: 1, burst: 3 }),
+            ..NetOptions::new(prefix.clone())
+        };
+        let (bus, client) = NetBus::nats(&url, options).await.unwrap();
+        let (me, flooder, polite) =
+            (AgentKey::from_seed([1; 32]), AgentKey::from_seed([4; 32]), AgentKey::from_seed([5; 32]));
+        let (inbox, mut rx) = Inbox::channel(0);
+        bus.subscribe(Topic::Agent(me.id()), inbox).unwrap();
+        bus.flush().await.unwrap();
+        for (from, seq) in (0..10).map(|i| (&flooder, i)).chain([(&polite, 100)]) {
+            let env = progress(from.id(), me.id(), seq);
+            let subject = format!("{prefix}.agent.{}.{}", me.id(), from.id());
+            client.publish(subject, Bytes::from(xchange_protocol::encode(&env))).await.unwrap();
+        }
+        client.flush().await.unwrap();
+        let c = until_refused(&bus, 7).await;
+        assert_eq!(c.refused_with(Code::Busy), 7, "{c:?}");
+        let mut from = Vec::new();
+        while from.len() < 4 {
+            let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+            from.push(got.msg.from);
+        }
+        assert_eq!(from.iter().filter(|f| **f == flooder.id()).count(), 3, "the burst passes");
+        assert!(from.contains(&polite.id()), "another sender is not held back");
+    }
+
+    #[tokio::test]
     async fn an_invalid_prefix_is_refused() {
         let Ok(url) = std::env::var("XCHANGE_TEST_NATS") else { return };
         let err = NetBus::nats(&url, NetOptions::new("a.b")).await.unwrap_err();

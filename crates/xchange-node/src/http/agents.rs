@@ -103,7 +103,7 @@ pub async fn get<S: Store + Clone>(
 impl<S: Store + Clone> Node<S> {
     async fn query_agents(&self, request: QueryRequest) -> ApiResult<Page<AgentEntry>> {
         let limit = limit(request.limit)?;
-        let filter = parse_filter(request.filter.as_ref(), "filter")?;
+        let filter = parse_filter(request.filter.as_ref(), "filter", &self.config.filter_limits())?;
         let after = request.after.as_deref();
         let cards = match &filter {
             Some(f) => self.store.find_agent_cards(f, after, limit).await?,

@@ -58,7 +58,8 @@ pub async fn stream<S: Store + Clone>(
         Some(text) => {
             let value = serde_json::from_str(text)
                 .map_err(|e| ApiError::schema(format!("filter is not JSON: {e}")).at("filter"))?;
-            Some(Filter::parse(&value).map_err(|e| ApiError::filter(&e, "filter"))?)
+            let limits = node.config.filter_limits();
+            Some(Filter::parse_with(&value, &limits).map_err(|e| ApiError::filter(&e, "filter"))?)
         }
     };
     let after = match (last_event_id(&headers)?, q.after) {

@@ -52,7 +52,7 @@ pub async fn explain<S: Store + Clone>(
 async fn checked_route<S: Store + Clone>(node: &Node<S>, raw: Value) -> ApiResult<Routed> {
     let mut doc: JobDocument = crate::body::from_value(raw.clone())?;
     doc.check(now_ms())?;
-    crate::validate::job_input(&node.store, &doc).await?;
+    crate::validate::job_input(&node.store, &doc, &node.config.filter_limits()).await?;
     node.route(&mut doc, &raw).await
 }
 

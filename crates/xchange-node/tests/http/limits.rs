@@ -1,5 +1,7 @@
 //! Limits: a key over its request rate, and a node at its bound of running jobs, are
-//! answered 429 `busy` (5005) with `Retry-After`; other keys are not held back.
+//! answered 429 `busy` (5005) with `Retry-After`; other keys are not held back. An agent
+//! over its message rate is refused 5005 with the time to wait, and a connection beyond
+//! the node's limit is refused 5008.
 
 use serde_json::json;
 use xchange_node::NodeConfig;
@@ -47,5 +49,57 @@ async fn a_node_at_its_bound_of_running_jobs_refuses_more() {
     refused(&t.get("/v1/jobs/w2").await, 404, 5020);
     // A replay of an acknowledged job is still answered.
     assert_eq!(t.post("/v1/jobs", &job("w0", "nobody", json!(0))).await.0, 200);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_over_its_message_rate_and_a_connection_over_the_limit_are_refused() {
+    use futures_util::StreamExt;
+    use xchange_protocol::{Body, Code, ProgressBody, TaskId};
+    use xchange_ws::{Frame, Inbound, TextFrames, read_frame};
+
+    use crate::raw_agent::{RawAgent, Received};
+
+    let config = NodeConfig {
+        agent_rate_per_second: 1,
+        agent_rate_burst: 2,
+        max_agent_connections: 1,
+        ..NodeConfig::default()
+    };
+    let t = TestNode::start_with(config).await;
+    let mut agent = RawAgent::connect(&t, 71, "work", 1).await;
+    let progress = || Body::Progress(ProgressBody { fraction: 0.5, started: true, note: None });
+    let task = TaskId::new_v7(1, [7; 10]);
+    // The rate is checked at the edge, before the message goes anywhere.
+    let to = xchange_protocol::AgentId::from_index(0, 1);
+    let sent: Vec<_> = (0..3).map(|_| agent.send(to, task, 1, None, progress()).id).collect();
+    match agent.next().await {
+        Received::Refused { code: Code::Busy, id } => assert_eq!(id, Some(sent[2])),
+        other => panic!("the third message within a second was not refused: {other:?}"),
+    }
+
+    // A second connection while the first is open: refused before the challenge.
+    let url = format!("ws://{}/v1/agents/connect", t.base.trim_start_matches("http://"));
+    let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let mut frames = TextFrames::new(ws);
+    let text = frames.next().await.unwrap().unwrap();
+    match read_frame(&text) {
+        Ok(Inbound::Frame(Frame::Refused(e))) => assert_eq!(e.code, Code::ConnectionLimit, "{e:?}"),
+        _ => panic!("a connection over the limit was not refused: {text}"),
+    }
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn filters_are_bounded_by_the_nodes_settings() {
+    let config = NodeConfig { filter_max_depth: 2, filter_max_conditions: 2, ..NodeConfig::default() };
+    let t = TestNode::start_with(config).await;
+    let (status, _) = t.post("/v1/jobs/query", &json!({"filter": {"state": "completed"}})).await;
+    assert_eq!(status, 200);
+    let deep = json!({"filter": {"state": {"$in": ["completed"]}}});
+    let answer = t.post("/v1/jobs/query", &deep).await;
+    assert_eq!(refused(&answer, 413, 5019).as_deref(), Some("filter.state"), "{answer:?}");
+    let many = json!({"filter": {"a": 1, "b": 2, "c": 3}});
+    refused(&t.post("/v1/agents/query", &many).await, 413, 5019);
     t.stop().await;
 }

@@ -15,6 +15,7 @@ use crate::common::TestNode;
 
 /// What the node sent: an envelope, or an `error` frame refusing one of ours at the edge.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // a test's mailbox: size does not matter
 pub(crate) enum Received {
     Msg(Envelope),
     Refused { code: Code, id: Option<MsgId> },

@@ -94,3 +94,28 @@ fn test_challenge() -> xchange_ws::Challenge {
         versions: vec!["1.0".into()],
     }
 }
+
+#[tokio::test]
+async fn an_agent_over_its_message_rate_is_told_when_to_come_back() {
+    let rate = xchange_bus::RateLimit { per_second: 1, burst: 2 };
+    let server =
+        TestServer::with(xchange_ws::GatewayConfig { agent_rate: Some(rate), ..Default::default() }).await;
+    let (mut socket, answer) = hello_with(&server, |c| signed_hello(&key(1), c, card(1), None)).await;
+    assert!(matches!(answer, Frame::Welcome(_)));
+    assert!(matches!(server.seen().await, Seen::Connect(_)));
+    let (me, manager) = (key(1).id(), server.manager.id());
+    for seq in 1..=3 {
+        send(&mut socket, msg_text(&envelope(me, manager, false, seq))).await;
+    }
+    match next_frame(&mut socket).await {
+        Some(Frame::Error(e)) => {
+            assert_eq!(e.code, Code::Busy, "{e:?}");
+            let wait = e.retry_after_ms.expect("a retry time");
+            assert!((1..=1000).contains(&wait), "{e:?}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let stats = server.gateway.stats();
+    assert_eq!((stats.messages_in, stats.messages_refused.get(&Code::Busy)), (2, Some(&1)), "{stats:?}");
+    server.stop().await;
+}
