@@ -18,7 +18,7 @@ use xchange_filter::Filter;
 use xchange_protocol::Code;
 use xchange_store::{Event, Store};
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Scope};
 use crate::body::{StrictPath, StrictQuery};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::node::Node;
@@ -27,6 +27,9 @@ use crate::visibility::Hidden;
 /// How often a stream looks for events committed by other nodes sharing the store.
 const POLL: Duration = Duration::from_secs(1);
 const BATCH: u32 = 256;
+/// How often a stream checks its caller again: a revoked key ends the stream, and a
+/// membership gained or lost changes what it shows, within this time.
+const RECHECK: Duration = Duration::from_secs(5);
 
 /// Where a stream starts and what it keeps.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -66,8 +69,9 @@ pub async fn stream<S: Store + Clone>(
         (Some(id), _) | (None, Some(id)) => id,
         (None, None) => node.store.last_event_id().await?,
     };
-    let hidden = node.hidden_from(caller.as_deref()).await?;
-    Ok(open(node, after, Selection { filter, job: None, hidden }))
+    let caller = caller.map(|Extension(c)| c);
+    let hidden = node.hidden_from(caller.as_ref()).await?;
+    Ok(open(node, after, Selection { filter, job: None, hidden, caller }))
 }
 
 /// One job's events from its `job_posting` on; the stream ends after its terminal state.
@@ -94,7 +98,8 @@ pub async fn job_stream<S: Store + Clone>(
         };
     }
     let after = last_event_id(&headers)?.unwrap_or(0);
-    Ok(open(node, after, Selection { filter: None, job: Some(job_id), hidden }).into_response())
+    let caller = caller.map(|Extension(c)| c);
+    Ok(open(node, after, Selection { filter: None, job: Some(job_id), hidden, caller }).into_response())
 }
 
 fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<i64>> {
@@ -111,8 +116,11 @@ fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<i64>> {
 struct Selection {
     filter: Option<Filter>,
     job: Option<String>,
-    /// The private databases the caller may not see, as of when the stream opened.
+    /// The private databases the caller may not see, as of the last check.
     hidden: Hidden,
+    /// Who reads the stream (none with authentication off), checked again every
+    /// [`RECHECK`].
+    caller: Option<Caller>,
 }
 
 impl Selection {
@@ -144,6 +152,7 @@ struct Cursor<S> {
     wake: tokio::sync::watch::Receiver<i64>,
     closing: tokio::sync::watch::Receiver<bool>,
     done: bool,
+    checked: tokio::time::Instant,
 }
 
 fn open<S: Store + Clone>(
@@ -154,7 +163,9 @@ fn open<S: Store + Clone>(
     node.metrics.event_streams.fetch_add(1, Relaxed);
     let wake = node.last_event.subscribe();
     let closing = node.closing.subscribe();
-    let cursor = Cursor { node, after, selection, ready: VecDeque::new(), wake, closing, done: false };
+    let checked = tokio::time::Instant::now();
+    let cursor =
+        Cursor { node, after, selection, ready: VecDeque::new(), wake, closing, done: false, checked };
     let stream = futures_util::stream::unfold(cursor, |mut c| async move {
         let event = c.next().await?;
         let sse = SseEvent::default()
@@ -168,6 +179,26 @@ fn open<S: Store + Clone>(
 }
 
 impl<S: Store + Clone> Cursor<S> {
+    /// Authenticates the caller again and works out its view anew; false when the key no
+    /// longer holds (revoked, or its scope taken away): the stream ends.
+    async fn recheck(&mut self) -> bool {
+        self.checked = tokio::time::Instant::now();
+        let Some(caller) = &self.selection.caller else { return true };
+        let again = match self.node.authenticate(Some(caller.credential.expose())).await {
+            Ok(again) if again.may(Scope::Read) => again,
+            Ok(_) => return false,
+            Err(e) if e.code == Code::Unauthenticated => return false,
+            // The store is down for a moment: keep the view it had.
+            Err(_) => return true,
+        };
+        match self.node.hidden_from(Some(&again)).await {
+            Ok(hidden) => self.selection.hidden = hidden,
+            Err(e) => tracing::warn!(error = %e, "event stream cannot check its caller's view"),
+        }
+        self.selection.caller = Some(again);
+        true
+    }
+
     async fn next(&mut self) -> Option<Event> {
         loop {
             if self.done || *self.closing.borrow() {
@@ -176,6 +207,9 @@ impl<S: Store + Clone> Cursor<S> {
             if let Some(event) = self.ready.pop_front() {
                 self.done = self.selection.ends_with(&event);
                 return Some(event);
+            }
+            if self.checked.elapsed() >= RECHECK && !self.recheck().await {
+                return None;
             }
             self.wake.borrow_and_update();
             match self.node.store.events_after(self.after, BATCH).await {

@@ -114,3 +114,70 @@ async fn an_outsider_cannot_read_list_query_or_stream_a_private_databases_jobs()
     other_agent.shutdown().await.unwrap();
     t.stop().await;
 }
+
+/// Reads `stream` until `seen` holds `marker` (true) or the stream ends or `within` passes
+/// (false).
+async fn stream_until<B: AsRef<[u8]>>(
+    body: &mut (impl futures_util::Stream<Item = reqwest::Result<B>> + Unpin),
+    seen: &mut String,
+    marker: &str,
+    within: Duration,
+) -> Option<bool> {
+    let deadline = tokio::time::Instant::now() + within;
+    while !seen.contains(marker) {
+        match tokio::time::timeout_at(deadline, body.next()).await {
+            Ok(Some(Ok(chunk))) => seen.push_str(&String::from_utf8_lossy(chunk.as_ref())),
+            Ok(_) => return None,
+            Err(_) => return Some(false),
+        }
+    }
+    Some(true)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_stream_follows_lost_memberships_and_ends_with_its_key() {
+    let t = TestNode::start().await;
+    let agent = remote(&t.base, 43, "secret").await;
+    let member = agent.id().to_string();
+    wait_status(&t, &member, 5001).await;
+    private_job(&t, "acme", &member, "acme-private", "before").await;
+    // The agent is also a member of `beta`, which stays subscribed: jobs still run.
+    assert_eq!(t.post("/v1/orgs", &json!({"org_id": "beta", "members": [member]})).await.0, 201);
+    let r = t.http.put(t.url("/v1/taskdbs/acme-private/subscribers/beta")).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let (status, created) = t.post("/v1/keys", &json!({"org_id": "acme", "scopes": ["read"]})).await;
+    assert_eq!(status, 201, "{created}");
+    let (acme_key, key_id) = (created["key"].as_str().unwrap(), created["key_id"].as_str().unwrap());
+    let r = reqwest::Client::new().get(t.url("/v1/events")).bearer_auth(acme_key).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let mut body = r.bytes_stream();
+    let mut seen = String::new();
+    let submit = |id: &str| {
+        let mut job = job(id, "secret", json!({"for": "acme"}));
+        job["task_db_id"] = json!("acme-private");
+        job
+    };
+
+    assert_eq!(t.post("/v1/jobs", &submit("while-member")).await.0, 201);
+    let arrived = stream_until(&mut body, &mut seen, "while-member", Duration::from_secs(10)).await;
+    assert_eq!(arrived, Some(true), "the member's stream missed its job: {seen}");
+
+    let r = t.http.delete(t.url("/v1/taskdbs/acme-private/subscribers/acme")).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    // Within the stream's recheck, the database's events stop reaching it.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(t.post("/v1/jobs", &submit("after-leaving")).await.0, 201);
+    t.wait_terminal("after-leaving").await;
+    assert_eq!(t.post("/v1/jobs", &job("public-marker", "secret", json!(1))).await.0, 201);
+    let arrived = stream_until(&mut body, &mut seen, "public-marker", Duration::from_secs(10)).await;
+    assert_eq!(arrived, Some(true), "the stream stopped altogether: {seen}");
+    assert!(!seen.contains("after-leaving"), "a former member still sees the database: {seen}");
+
+    // A revoked key's stream ends.
+    let r = t.http.delete(t.url(&format!("/v1/keys/{key_id}"))).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let ended = stream_until(&mut body, &mut seen, "never-sent", Duration::from_secs(10)).await;
+    assert_eq!(ended, None, "the stream of a revoked key goes on");
+    agent.shutdown().await.unwrap();
+    t.stop().await;
+}
