@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::procs::{Agent, client, free_port, serve_with, wait_ready};
+use crate::procs::{Agent, client};
+use crate::serve::Served;
 
 const AGENTS: usize = 10;
 /// 30 % of the contractors.
@@ -117,13 +118,12 @@ async fn killed_contractors_cost_exactly_the_executions_the_exchange_counts() {
     std::fs::create_dir_all(&dir).unwrap();
     let script = dir.join("contractor.sh");
     std::fs::write(&script, CONTRACTOR).unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
     let http = client(Duration::from_secs(30));
     let config = dir.join("node.toml");
     std::fs::write(&config, format!("lease_ms = {LEASE_MS}\n")).unwrap();
-    let mut node = serve_with(port, &dir.join("node"), &["--config", config.to_str().unwrap()]);
-    wait_ready(&http, &base).await;
+    // Stopped when dropped, also when an assertion fails.
+    let node = Served::start_in(dir.join("node"), &["--config", config.to_str().unwrap()]).await;
+    let base = node.base.clone();
     let mut contractors: Vec<Contractor> = (0..AGENTS)
         .map(|n| {
             let log = dir.join(format!("side-{n}.log"));
@@ -229,7 +229,6 @@ async fn killed_contractors_cost_exactly_the_executions_the_exchange_counts() {
     assert!(lapsed >= 1, "the frozen contract did not lapse");
     eprintln!("{JOBS} jobs, {KILLED} contractors killed, {counted_duplicates} executions repeated");
     drop(contractors);
-    node.kill().unwrap();
-    node.wait().unwrap();
+    drop(node);
     let _ = std::fs::remove_dir_all(&dir);
 }
