@@ -45,6 +45,8 @@ pub(crate) struct JobRef<'a> {
     pub(crate) id: &'a str,
     pub(crate) taskdb: &'a str,
     pub(crate) fence: Fence,
+    /// A private job: its events say so, for the readers who may not see them.
+    pub(crate) private: bool,
 }
 
 impl<S: Store + Clone> Node<S> {
@@ -70,6 +72,7 @@ impl<S: Store + Clone> Node<S> {
         self.jobs_by_task.lock().insert(task, tx.clone());
         let node = self.clone();
         let (job_id, taskdb, version) = (job.job_id.clone(), job.taskdb.clone(), job.version);
+        let private = doc.visibility == crate::job::Visibility::Private;
         // One task per job: the submission and the driver run side by side in it.
         let handle = tokio::spawn(async move {
             let submission = async {
@@ -83,7 +86,10 @@ impl<S: Store + Clone> Node<S> {
                 };
                 let _ = tx.send(Progress::Fallback(outcome));
             };
-            tokio::join!(submission, node.drive(JobRef { id: &job_id, taskdb: &taskdb, fence }, version, rx));
+            tokio::join!(
+                submission,
+                node.drive(JobRef { id: &job_id, taskdb: &taskdb, fence, private }, version, rx)
+            );
             node.running.lock().remove(&job_id);
             node.jobs_by_task.lock().remove(&task);
         });
@@ -169,6 +175,9 @@ impl<S: Store + Clone> Node<S> {
             json!({"node": self.cluster.node_id, "partition": job.fence.partition, "epoch": job.fence.epoch});
         let mut payload = json!({"job_id": job_id, "taskdb": job.taskdb, "state": state.as_str(),
                                  "detail": detail, "manager": manager});
+        if job.private {
+            payload["visibility"] = json!("private");
+        }
         if let Some(code) = code {
             payload["code"] = json!(code.number());
             payload["code_name"] = json!(code.name());

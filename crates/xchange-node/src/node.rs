@@ -245,6 +245,13 @@ impl<S: Store + Clone> Node<S> {
                 format!("task database {:?} is private and your organisation is not a member", routed.taskdb);
             return Err(ApiError::new(Code::Forbidden, message).at("task_db_id"));
         }
+        if hidden.hides_job(&routed.taskdb, doc.visibility == crate::job::Visibility::Private) {
+            let message = format!(
+                "a private job runs on the members of its task database {:?}, and your organisation is not one",
+                routed.taskdb
+            );
+            return Err(ApiError::new(Code::Forbidden, message).at("visibility"));
+        }
         // A private job needs a member to run it; refused now rather than failed later.
         if routed.private {
             self.private_contractor(&routed.taskdb, &doc.capability).await?;
@@ -302,7 +309,9 @@ impl<S: Store + Clone> Node<S> {
             (Some(task), _) => self.manager.cancel(task, reason.to_owned()),
             (None, Some(fence)) => {
                 let failure = TaskFailure::new(TaskState::Cancelled, Code::Cancelled, reason);
-                self.finish(JobRef { id: job_id, taskdb: &job.taskdb, fence }, None, Err(failure)).await;
+                let private = crate::visibility::is_private_job(&job.document);
+                self.finish(JobRef { id: job_id, taskdb: &job.taskdb, fence, private }, None, Err(failure))
+                    .await;
             }
             // Another node manages it: only its manager may end it.
             (None, None) => return self.cancel_at_owner(&job, reason, credential).await,

@@ -45,7 +45,11 @@ impl<S: Store + Clone> Node<S> {
             None => self.store.list_jobs(taskdb, after, limit).await?,
         };
         let next = next_cursor(&jobs, limit, |j| &j.job_id);
-        let items = jobs.into_iter().filter(|j| !hidden.hides(&j.taskdb)).map(JobView::from).collect();
+        let items = jobs
+            .into_iter()
+            .filter(|j| !hidden.hides_job(&j.taskdb, crate::visibility::is_private_job(&j.document)))
+            .map(JobView::from)
+            .collect();
         Ok(Page { items, next })
     }
 }

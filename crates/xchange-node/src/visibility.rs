@@ -1,5 +1,6 @@
 //! Who may read what: a private task database's jobs, results and events are visible to
-//! the organisations subscribed to it (its members) and to admin keys only.
+//! the organisations subscribed to it (its members) and to admin keys only; so are a
+//! private job's (`visibility: private`) in a public database.
 //!
 //! A caller's view is worked out once per request ([`Hidden`]: the private databases it is
 //! not a member of) and applied to every job and event the request returns. A job that is
@@ -16,15 +17,30 @@ use crate::auth::{Caller, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::node::Node;
 
-/// The private task databases a caller may not see.
+/// What a caller may not see. The default hides nothing (admin keys, authentication off).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Hidden(BTreeSet<String>);
+pub struct Hidden {
+    /// The private task databases the caller's organisation is not a member of.
+    private_dbs: BTreeSet<String>,
+    /// The databases the caller's organisation is subscribed to; `None`: it sees all.
+    member_of: Option<BTreeSet<String>>,
+}
 
 impl Hidden {
-    /// Whether the jobs and events of `taskdb` are hidden from the caller.
+    /// Whether every job and event of `taskdb` is hidden from the caller.
     pub fn hides(&self, taskdb: &str) -> bool {
-        self.0.contains(taskdb)
+        self.private_dbs.contains(taskdb)
     }
+
+    /// Whether a job of `taskdb` (private itself or not) is hidden from the caller.
+    pub fn hides_job(&self, taskdb: &str, private_job: bool) -> bool {
+        self.hides(taskdb) || (private_job && self.member_of.as_ref().is_some_and(|m| !m.contains(taskdb)))
+    }
+}
+
+/// Whether a stored job document asks for the private path.
+pub(crate) fn is_private_job(document: &serde_json::Value) -> bool {
+    document["visibility"] == "private"
 }
 
 /// How many registry entries or subscriptions a view reads per page.
@@ -36,33 +52,30 @@ impl<S: Store + Clone> Node<S> {
         let Some(caller) = caller.filter(|c| !c.may(Scope::Admin)) else { return Ok(Hidden::default()) };
         let private = Filter::parse(&json!({"accessibility_data.visibility": "private"}))
             .map_err(|e| ApiError::new(xchange_protocol::Code::Internal, e.to_string()))?;
-        let mut hidden = BTreeSet::new();
+        let mut private_dbs = BTreeSet::new();
         let mut after: Option<String> = None;
         loop {
             let page = self.store.find_taskdbs(&private, after.as_deref(), PAGE).await?;
             let Some(last) = page.last() else { break };
             after = Some(last.task_listing_db_id.clone());
-            hidden.extend(page.into_iter().map(|db| db.task_listing_db_id));
+            private_dbs.extend(page.into_iter().map(|db| db.task_listing_db_id));
         }
-        if hidden.is_empty() {
-            return Ok(Hidden(hidden));
-        }
+        let mut member_of = BTreeSet::new();
         let mut after: Option<String> = None;
         loop {
             let page = self.store.subscriptions_of(&caller.org_id, after.as_deref(), PAGE).await?;
             let Some(last) = page.last() else { break };
             after = Some(last.taskdb.clone());
-            for member_of in page {
-                hidden.remove(&member_of.taskdb);
-            }
+            member_of.extend(page.into_iter().map(|s| s.taskdb));
         }
-        Ok(Hidden(hidden))
+        private_dbs.retain(|db| !member_of.contains(db));
+        Ok(Hidden { private_dbs, member_of: Some(member_of) })
     }
 
     /// The job, if `hidden` lets the caller see it; else answered as not found.
     pub(crate) async fn visible_job(&self, job_id: &str, hidden: &Hidden) -> ApiResult<xchange_store::Job> {
         let job = self.job(job_id).await?;
-        if hidden.hides(&job.taskdb) {
+        if hidden.hides_job(&job.taskdb, is_private_job(&job.document)) {
             return Err(xchange_store::StoreError::NotFound { kind: "job", id: job_id.to_owned() }.into());
         }
         Ok(job)

@@ -128,7 +128,11 @@ impl Selection {
         if self.job.as_deref().is_some_and(|j| j != event.job_id) {
             return false;
         }
-        if event.payload["taskdb"].as_str().is_some_and(|t| self.hidden.hides(t)) {
+        // A private job's events say so: `visibility` on its notifications, its document
+        // on its posting.
+        let private =
+            event.payload["visibility"] == "private" || event.payload["document"]["visibility"] == "private";
+        if event.payload["taskdb"].as_str().is_some_and(|t| self.hidden.hides_job(t, private)) {
             return false;
         }
         self.filter.as_ref().is_none_or(|f| f.matches(&serde_json::to_value(event).unwrap_or_default()))

@@ -181,3 +181,53 @@ async fn a_live_stream_follows_lost_memberships_and_ends_with_its_key() {
     agent.shutdown().await.unwrap();
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_job_in_a_public_database_is_for_its_members_only() {
+    let t = TestNode::start().await;
+    let agent = remote(&t.base, 44, "secret").await;
+    let member = agent.id().to_string();
+    wait_status(&t, &member, 5001).await;
+    // A public database that `acme` subscribes to; `other` has a key but no subscription.
+    assert_eq!(t.post("/v1/taskdbs", &json!({"task_listing_db_id": "shared"})).await.0, 201);
+    assert_eq!(t.post("/v1/orgs", &json!({"org_id": "acme", "members": [member]})).await.0, 201);
+    assert_eq!(t.post("/v1/orgs", &json!({"org_id": "other", "members": []})).await.0, 201);
+    let r = t.http.put(t.url("/v1/taskdbs/shared/subscribers/acme")).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let mut private = job("quiet-1", "secret", json!({"for": "acme only"}));
+    private["task_db_id"] = json!("shared");
+    private["visibility"] = json!("private");
+    assert_eq!(t.post("/v1/jobs", &private).await.0, 201);
+    assert_eq!(t.wait_terminal("quiet-1").await["state"], "completed");
+    let mut open = job("open-1", "secret", json!(1));
+    open["task_db_id"] = json!("shared");
+    assert_eq!(t.post("/v1/jobs", &open).await.0, 201);
+    t.wait_terminal("open-1").await;
+    let (acme, outsider) = (key(&t, "acme").await, key(&t, "other").await);
+    let get = reqwest::Method::GET;
+    let post = reqwest::Method::POST;
+
+    refused(&as_key(&t, &outsider, get.clone(), "/v1/jobs/quiet-1", None).await, 404, 5020);
+    refused(&as_key(&t, &outsider, get.clone(), "/v1/jobs/quiet-1/events", None).await, 404, 5020);
+    assert_eq!(as_key(&t, &acme, get.clone(), "/v1/jobs/quiet-1", None).await.0, 200);
+    let (_, listed) = as_key(&t, &outsider, get.clone(), "/v1/jobs?taskdb=shared", None).await;
+    assert_eq!(ids(&listed), ["open-1"], "{listed}");
+    let path = "/v1/taskdbs/shared/jobs/query";
+    let (_, found) = as_key(&t, &outsider, post.clone(), path, Some(json!({}))).await;
+    assert_eq!(ids(&found), ["open-1"], "{found}");
+    let (_, found) = as_key(&t, &acme, post.clone(), path, Some(json!({}))).await;
+    assert_eq!(ids(&found), ["open-1", "quiet-1"], "{found}");
+    let seen = events(&t, &outsider).await;
+    assert!(seen.contains("open-1") && !seen.contains("quiet-1"), "the outsider saw: {seen}");
+    assert!(events(&t, &acme).await.contains("quiet-1"));
+    // Nor may the outsider put a private job there.
+    let (status, created) = t.post("/v1/keys", &json!({"org_id": "other", "scopes": ["submit"]})).await;
+    assert_eq!(status, 201, "{created}");
+    let submitter = created["key"].as_str().unwrap();
+    let mut intrusion = private.clone();
+    intrusion["job_id"] = json!("quiet-2");
+    let answer = as_key(&t, submitter, post.clone(), "/v1/jobs", Some(intrusion)).await;
+    assert_eq!(refused(&answer, 403, 5007).as_deref(), Some("visibility"));
+    agent.shutdown().await.unwrap();
+    t.stop().await;
+}
