@@ -7,6 +7,7 @@ mod bench_bus;
 mod bench_submit;
 mod bench_takeover;
 mod bus_access;
+mod bus_access_server;
 mod client;
 mod cluster;
 mod demo;

@@ -1,8 +1,11 @@
 //! The whole exchange on a NATS server that knows only the users `xchange bus-access`
 //! wrote: the node (`serve --bus-nkey`) and two agent processes (`agent run --nkey`), each
-//! a member of its own organisation's private task database. The outsider asks the lower
-//! price and wins the public job, runs its own organisation's private job, and never
-//! receives, bids on or runs the other organisation's private jobs.
+//! a member of its own organisation's private task database. The server starts knowing
+//! the node only; the agents are added as an operator would, by putting them in
+//! organisations, generating the users again from the node (`--from-server`) and reloading
+//! the server. The outsider asks the lower price and wins the public job, runs its own
+//! organisation's private job, and never receives, bids on or runs the other
+//! organisation's private jobs.
 
 use std::path::Path;
 use std::process::Command;
@@ -17,12 +20,11 @@ use crate::serve::{Served, job};
 
 const PREFIX: &str = "natsacl";
 
-/// `xchange bus-access` for the node in `node_data` and the two agents.
-fn bus_access(node_data: &Path, member: &str, outsider: &str) -> String {
+/// `xchange bus-access --bus-prefix PREFIX` with `more` flags.
+fn bus_access(more: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_xchange"))
-        .args(["bus-access", "--bus-prefix", PREFIX, "--node-data", node_data.to_str().unwrap()])
-        .args(["--agent", &format!("{member}=acme-private"), "--agent", &format!("{outsider}=other-private")])
-        .args(["--private", "acme-private", "--private", "other-private"])
+        .args(["bus-access", "--bus-prefix", PREFIX])
+        .args(more)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -84,14 +86,19 @@ async fn on_a_permissioned_nats_an_outsider_never_gets_another_organisations_pri
     let member = load_or_create_key(&member_key).unwrap().0.id().to_string();
     let outsider = load_or_create_key(&outsider_key).unwrap().0.id().to_string();
     let node_data = dir.join("node");
-    let Some(broker) = Broker::nats_with_config(&bus_access(&node_data, &member, &outsider)) else { return };
+    let only_the_node = bus_access(&["--node-data", node_data.to_str().unwrap()]);
+    let Some(broker) = Broker::nats_with_config(&only_the_node) else { return };
     let url = format!("nats://127.0.0.1:{}", broker.port);
     let node = Served::start_in(node_data, &["--bus", &url, "--bus-prefix", PREFIX, "--bus-nkey"]).await;
+    private_db(&node, "acme", &member, "acme-private").await;
+    private_db(&node, "other", &outsider, "other-private").await;
+    let everyone =
+        bus_access(&["--from-server", "--server", &node.base, "--api-key", crate::procs::ADMIN_KEY]);
+    assert!(everyone.contains(&format!("aixp.agent.*.{member}").replace("aixp", PREFIX)), "{everyone}");
+    broker.reload_nats(&everyone);
     let (member_log, outsider_log) = (dir.join("member.log"), dir.join("outsider.log"));
     let _member = agent(&url, &member_key, "100", &member_log, "member");
     let _outsider = agent(&url, &outsider_key, "1", &outsider_log, "outsider");
-    private_db(&node, "acme", &member, "acme-private").await;
-    private_db(&node, "other", &outsider, "other-private").await;
     for id in [&member, &outsider] {
         wait_connected(&node, id).await;
     }

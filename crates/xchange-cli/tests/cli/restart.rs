@@ -37,12 +37,15 @@ impl Broker {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("xchange-nats-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("nats.conf");
-        let store = dir.join("js");
-        let text =
-            format!("listen: 127.0.0.1:{port}\njetstream {{ store_dir: \"{}\" }}\n{config}", store.display());
-        std::fs::write(&file, text).unwrap();
+        let file = write_nats_conf(&dir, port, config);
         Self::start(installed("nats-server")?, vec!["-c".into(), file.to_str()?.to_owned()], port, dir)
+    }
+
+    /// Rewrites a NATS server's `config` and has it reload it (SIGHUP), as an operator
+    /// does when an agent is added; connected clients stay connected.
+    pub(crate) fn reload_nats(&self, config: &str) {
+        write_nats_conf(&self.dir, self.port, config);
+        crate::procs::signal(self.child.id(), "HUP");
     }
 
     fn redis() -> Option<Self> {
@@ -132,6 +135,15 @@ impl Drop for Broker {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+fn write_nats_conf(dir: &std::path::Path, port: u16, config: &str) -> PathBuf {
+    let file = dir.join("nats.conf");
+    let store = dir.join("js");
+    let text =
+        format!("listen: 127.0.0.1:{port}\njetstream {{ store_dir: \"{}\" }}\n{config}", store.display());
+    std::fs::write(&file, text).unwrap();
+    file
 }
 
 /// The program's path, or `None` (the test is skipped, saying so) when not installed.
