@@ -127,10 +127,15 @@ pub(crate) async fn a_takeover_sees_every_write_acknowledged_under_the_old_epoch
         job.fence = Some(old);
         jobs.push(created(&store, job).await);
     }
-    // Node a keeps moving its jobs while node b waits for the lease to lapse.
+    // Node a keeps moving its jobs while node b waits for the lease to lapse. Node b starts
+    // trying once a's first round is acknowledged: on a loaded machine the 150 ms lease
+    // could otherwise lapse and be taken before a wrote anything, and the test would prove
+    // nothing.
+    let (first_round, first_round_done) = tokio::sync::oneshot::channel::<()>();
     let writer = tokio::spawn({
         let store = store.clone();
         async move {
+            let mut first_round = Some(first_round);
             let mut acknowledged = Vec::new();
             for round in 0..200 {
                 // Concurrent, so that they share batches as a node's drivers do.
@@ -153,10 +158,14 @@ pub(crate) async fn a_takeover_sees_every_write_acknowledged_under_the_old_epoch
                         Err(other) => panic!("{other:?}"),
                     }
                 }
+                if let Some(done) = first_round.take() {
+                    let _ = done.send(());
+                }
             }
             panic!("the lease never moved on");
         }
     });
+    first_round_done.await.expect("the writer's first round");
     let taker = loop {
         if let Some(lease) = store.acquire_partition(0, "node-b", MINUTE).await.expect("acquire") {
             break lease;
