@@ -27,6 +27,8 @@ pub(crate) enum BenchCommand {
     Bus(crate::bench_bus::BusBenchArgs),
     /// Replicas on one PostgreSQL: how long a killed node's partitions and jobs wait.
     Takeover(crate::bench_takeover::TakeoverArgs),
+    /// The exchange in processes at a steady share of its maximum: memory and p99 over time.
+    Soak(crate::bench_soak::SoakArgs),
     /// The agent processes of `bench bus` (started by it).
     #[command(hide = true)]
     BusAgents(crate::bench_bus::BusAgentsArgs),

@@ -4,6 +4,7 @@
 mod agent;
 mod bench;
 mod bench_bus;
+mod bench_soak;
 mod bench_submit;
 mod bench_takeover;
 mod bus_access;
@@ -65,6 +66,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(bench::BenchCommand::Bus(args)) => bench_bus::bus(args),
         Command::Bench(bench::BenchCommand::BusAgents(args)) => bench_bus::agents(args),
         Command::Bench(bench::BenchCommand::Takeover(args)) => bench_takeover::takeover(args),
+        Command::Bench(bench::BenchCommand::Soak(args)) => bench_soak::soak(args),
         Command::Sim(args) => sim::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Agent(command) => agent::run(command),
