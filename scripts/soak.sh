@@ -5,7 +5,7 @@
 #
 # Builds the release binary, runs `xchange bench soak --csv docs/soak/<UTC time>.csv --json
 # ARGS...` (an `xchange serve` process and contractors on its WebSocket, see the module docs
-# of crates/xchange-cli/src/bench_soak.rs), keeps its output next to the CSV (.log), and
+# of crates/xchange-cli/src/bench_soak/), keeps its output next to the CSV (.log), and
 # draws the serve process's RSS and the p50/p99 submit-to-completion latency
 # against minutes into docs/soak/soak.svg with Python's standard library alone.
 #
