@@ -1,5 +1,7 @@
 //! `xchange serve` killed with SIGKILL twenty times while clients submit: every job that
-//! was acknowledged with a 201 is found after the restarts and carried to completion.
+//! was acknowledged with a 201 is found after the restarts and carried to completion. API
+//! keys are on, as by default: the clients authenticate, and a submission without a key
+//! is refused.
 
 use std::collections::BTreeMap;
 use std::process::Child;
@@ -42,6 +44,8 @@ pub(crate) async fn kill_and_recover(store: Option<&str>, tag: &str) {
     let next = Arc::new(AtomicU64::new(0));
     let mut server = Server::start(port, &data, store);
     crate::procs::wait_ready(&http, &base).await;
+    let anonymous = reqwest::Client::new().post(format!("{base}/v1/jobs")).json(&json!({})).send().await;
+    assert_eq!(anonymous.unwrap().status(), 401, "the node under test must require API keys");
     let mut agent = crate::procs::Agent::start(&base, "echo", "cat");
 
     for round in 0..KILLS {
