@@ -47,6 +47,9 @@ pub struct NodeConfig {
     pub agent_rate_burst: u32,
     /// Agents connected over the WebSocket at once; more are refused (5008).
     pub max_agent_connections: usize,
+    /// Pools (subscriptions) one WebSocket agent may serve; a card with more is refused
+    /// (5008). At most 64, the card's own bound.
+    pub max_agent_pools: usize,
     /// How deep objects and arrays may nest in a filter (queries, event streams, job
     /// searches); deeper is refused (422).
     pub filter_max_depth: usize,
@@ -117,6 +120,7 @@ impl Default for NodeConfig {
             agent_rate_per_second: 5_000,
             agent_rate_burst: 10_000,
             max_agent_connections: 10_000,
+            max_agent_pools: 64,
             filter_max_depth: xchange_filter::Limits::default().max_depth,
             filter_max_conditions: xchange_filter::Limits::default().max_nodes,
             no_contractor_timeout_ms: 10 * 60 * 1000,
@@ -209,6 +213,9 @@ impl NodeConfig {
                     .into(),
             ));
         }
+        if self.max_agent_pools > 64 {
+            return Err(ConfigError::Invalid("max_agent_pools must be at most 64 (a card's bound)".into()));
+        }
         if !(1..=4096).contains(&self.partitions) {
             return Err(ConfigError::Invalid("partitions must be in 1..=4096".into()));
         }
@@ -254,6 +261,7 @@ mod tests {
         assert!(parse("rate_limit_burst = 0\n").unwrap_err().contains("rate_limit_burst"));
         assert!(parse("agent_rate_burst = 0\n").unwrap_err().contains("agent_rate_burst"));
         assert!(parse("max_agent_connections = 0\n").unwrap_err().contains("max_agent_connections"));
+        assert!(parse("max_agent_pools = 65\n").unwrap_err().contains("max_agent_pools"));
         assert!(parse("admin_key = \"secret\"\n").unwrap_err().contains("admin_key"));
         assert!(parse("partition_lease_ms = 10\n").unwrap_err().contains("partition_lease_ms"));
         let c = parse("bus = \"nats://127.0.0.1:4222\"\nbus_prefix = \"lab\"\n").unwrap();

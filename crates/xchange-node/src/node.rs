@@ -128,6 +128,7 @@ impl<S: Store + Clone> Node<S> {
             observer: Some(crate::agents::observer(&agents)),
             agent_rate: Some(config.agent_rate()),
             max_sessions: config.max_agent_connections,
+            max_pools_per_agent: config.max_agent_pools,
             ..GatewayConfig::default()
         };
         let gateway = Arc::new(Gateway::new(runtime.clone(), gateway));

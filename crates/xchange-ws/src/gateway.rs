@@ -80,6 +80,9 @@ pub struct GatewayConfig {
     pub send_timeout: Duration,
     /// Sessions at once; more are refused (5008).
     pub max_sessions: usize,
+    /// Pools one agent may serve, each a subscription (a card allows 64 at most); a hello
+    /// with more is refused (5008). An empty list (every pool) is one subscription.
+    pub max_pools_per_agent: usize,
     /// Signed messages remembered at once against replays.
     pub replay_capacity: usize,
     /// Messages one agent may send (over all its sessions); more are refused with 5005
@@ -99,6 +102,7 @@ impl Default for GatewayConfig {
             handshake_timeout: Duration::from_secs(10),
             send_timeout: Duration::from_secs(10),
             max_sessions: 10_000,
+            max_pools_per_agent: 64,
             replay_capacity: 1 << 20,
             agent_rate: None,
         }
@@ -260,6 +264,14 @@ impl Gateway {
             check(hello.token.as_deref(), &hello.card)?;
         }
         let profile = hello.card.profile()?;
+        if hello.card.pools.len() > self.config.max_pools_per_agent {
+            let reason = format!(
+                "the card lists {} pools; this server allows {} subscriptions per agent",
+                hello.card.pools.len(),
+                self.config.max_pools_per_agent
+            );
+            return Err(Refusal::new(Code::ConnectionLimit, reason));
+        }
         Ok((hello.card, profile))
     }
 }

@@ -128,3 +128,18 @@ async fn the_session_limit_is_enforced() {
     closed(second).await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_card_with_more_pools_than_the_server_allows_is_refused() {
+    let server = TestServer::with(GatewayConfig { max_pools_per_agent: 1, ..Default::default() }).await;
+    let mut two_pools = card(1);
+    two_pools.pools = vec!["a".into(), "b".into()];
+    let (socket, answer) = hello_with(&server, |c| signed_hello(&key(1), c, two_pools, None)).await;
+    refused(&answer, Code::ConnectionLimit);
+    closed(socket).await;
+    let mut one_pool = card(2);
+    one_pool.pools = vec!["a".into()];
+    let (_socket, answer) = hello_with(&server, |c| signed_hello(&key(2), c, one_pool, None)).await;
+    assert!(matches!(answer, Frame::Welcome(_)), "{answer:?}");
+    server.stop().await;
+}
