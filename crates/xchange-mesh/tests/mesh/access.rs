@@ -83,9 +83,20 @@ async fn complaint(complaints: &mut mpsc::UnboundedReceiver<String>) -> String {
         .expect("a complaint")
 }
 
-async fn next(sub: &mut async_nats::Subscriber) -> Option<String> {
-    let message = tokio::time::timeout(Duration::from_millis(500), sub.next()).await.ok().flatten()?;
+/// The next message within `wait`: generous where one is expected (a loaded CI machine
+/// can be slow), short where none may come (what arrives late would still be seen by the
+/// next expected read, which would then fail).
+async fn next_within(sub: &mut async_nats::Subscriber, wait: Duration) -> Option<String> {
+    let message = tokio::time::timeout(wait, sub.next()).await.ok().flatten()?;
     Some(String::from_utf8_lossy(&message.payload).into_owned())
+}
+
+async fn next(sub: &mut async_nats::Subscriber) -> Option<String> {
+    next_within(sub, Duration::from_secs(10)).await
+}
+
+async fn nothing_more(sub: &mut async_nats::Subscriber) -> Option<String> {
+    next_within(sub, Duration::from_millis(500)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,7 +141,7 @@ async fn an_outsider_cannot_read_a_private_databases_events_or_speak_for_another
     node_client.flush().await.unwrap();
     assert_eq!(next(&mut member_private).await.as_deref(), Some("the secret job"));
     assert_eq!(next(&mut outsider_public).await.as_deref(), Some("the open job"));
-    assert_eq!(next(&mut outsider_private).await, None, "the outsider read a private event");
+    assert_eq!(nothing_more(&mut outsider_private).await, None, "the outsider read a private event");
     // A wildcard over every database does not open the private one either.
     let mut outsider_all = outsider_client.subscribe(format!("{PREFIX}.events.>")).await.unwrap();
     outsider_client.flush().await.unwrap();
@@ -138,7 +149,7 @@ async fn an_outsider_cannot_read_a_private_databases_events_or_speak_for_another
     node_client.publish(public, "another open".into()).await.unwrap();
     node_client.flush().await.unwrap();
     assert_eq!(next(&mut outsider_all).await.as_deref(), Some("another open"));
-    assert_eq!(next(&mut outsider_all).await, None, "the wildcard delivered a private event");
+    assert_eq!(nothing_more(&mut outsider_all).await, None, "the wildcard delivered a private event");
 
     // Inboxes: the outsider may write to the member as itself, not as the member.
     let mut member_inbox = member_client.subscribe(format!("{PREFIX}.agent.{member}.>")).await.unwrap();
@@ -151,7 +162,7 @@ async fn an_outsider_cannot_read_a_private_databases_events_or_speak_for_another
     let said = complaint(&mut complaints).await;
     assert!(said.contains("Permissions Violation for Publish"), "{said}");
     assert_eq!(next(&mut member_inbox).await.as_deref(), Some("from the outsider"));
-    assert_eq!(next(&mut member_inbox).await, None, "the forged message arrived");
+    assert_eq!(nothing_more(&mut member_inbox).await, None, "the forged message arrived");
 
     // The events stream through JetStream: the node has it, the outsider cannot read it.
     let node_js = async_nats::jetstream::new(node_client.clone());
