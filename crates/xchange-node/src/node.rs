@@ -71,6 +71,8 @@ pub struct Node<S> {
     pub(crate) cluster: Cluster,
     /// API keys checked recently.
     pub(crate) keys: KeyCache,
+    /// Callers' views of the private databases, worked out recently.
+    pub(crate) views: crate::visibility::ViewCache,
     /// Requests per key.
     pub(crate) limits: RequestLimits,
     /// Where this node wrote the admin key it created at start, if it did.
@@ -153,6 +155,7 @@ impl<S: Store + Clone> Node<S> {
             http: reqwest::Client::new(),
             cluster,
             keys: KeyCache::default(),
+            views: crate::visibility::ViewCache::default(),
             limits,
             admin_key_file: Mutex::new(None),
         });

@@ -155,7 +155,9 @@ impl<S: Store + Clone> Node<S> {
         if !is_agent {
             self.get_org(subject).await.map_err(|e| e.at("subject_id"))?;
         }
-        Ok(self.store.subscribe(taskdb, subject, now_ms() as i64).await?)
+        let new = self.store.subscribe(taskdb, subject, now_ms() as i64).await?;
+        self.views.forget_all();
+        Ok(new)
     }
 
     /// The agents that may run a private database's jobs: its subscribed agents and the

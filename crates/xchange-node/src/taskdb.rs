@@ -140,6 +140,7 @@ impl<S: Store + Clone> Node<S> {
         let id = entry.task_listing_db_id.clone();
         let doc = serde_json::to_value(&entry).map_err(|e| ApiError::invalid(e.to_string()))?;
         let stored = self.store.put_taskdb(&id, doc, expected_version, now_ms() as i64).await;
+        self.views.forget_all();
         let stored = match stored {
             Err(StoreError::StaleVersion { actual, .. }) if expected_version == Some(0) => {
                 return Err(ApiError::new(
@@ -168,7 +169,9 @@ impl<S: Store + Clone> Node<S> {
         if id == GLOBAL_POOL {
             return Err(ApiError::new(xchange_protocol::Code::Forbidden, "the global task database stays"));
         }
-        match self.store.delete_taskdb(id).await {
+        let deleted = self.store.delete_taskdb(id).await;
+        self.views.forget_all();
+        match deleted {
             Ok(()) => {
                 self.unshare_taskdb(id).await;
                 Ok(())

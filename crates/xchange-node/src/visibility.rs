@@ -2,12 +2,18 @@
 //! the organisations subscribed to it (its members) and to admin keys only; so are a
 //! private job's (`visibility: private`) in a public database.
 //!
-//! A caller's view is worked out once per request ([`Hidden`]: the private databases it is
-//! not a member of) and applied to every job and event the request returns. A job that is
+//! A caller's view ([`Hidden`]: the private databases it is not a member of, and the
+//! databases it is subscribed to) is worked out per organisation, kept for 5 s
+//! ([`ViewCache`]; a change of subscriptions or of the registry on this node forgets it at
+//! once, on another node within those 5 s), and applied to every job and event a request
+//! returns. A job that is
 //! hidden answers as one that does not exist (404), so that an outsider learns nothing of
 //! it, not even that it exists.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use serde_json::json;
 use xchange_filter::Filter;
@@ -46,10 +52,42 @@ pub(crate) fn is_private_job(document: &serde_json::Value) -> bool {
 /// How many registry entries or subscriptions a view reads per page.
 const PAGE: u32 = 500;
 
+/// How long a view is used before it is read from the store again.
+const VIEW_FOR: Duration = Duration::from_secs(5);
+
+/// Views worked out recently, by organisation: a burst of reads by one organisation costs
+/// one pair of store reads, not one per request.
+#[derive(Debug, Default)]
+pub(crate) struct ViewCache(Mutex<HashMap<String, (Hidden, Instant)>>);
+
+impl ViewCache {
+    fn get(&self, org_id: &str) -> Option<Hidden> {
+        let views = self.0.lock();
+        views.get(org_id).filter(|(_, at)| at.elapsed() < VIEW_FOR).map(|(view, _)| view.clone())
+    }
+
+    fn put(&self, org_id: &str, view: &Hidden) {
+        let mut views = self.0.lock();
+        // Bounded by the organisations active in the last moments.
+        if views.len() > 10_000 {
+            views.retain(|_, (_, at)| at.elapsed() < VIEW_FOR);
+        }
+        views.insert(org_id.to_owned(), (view.clone(), Instant::now()));
+    }
+
+    /// Forgets every view: subscriptions or the registry changed.
+    pub(crate) fn forget_all(&self) {
+        self.0.lock().clear();
+    }
+}
+
 impl<S: Store + Clone> Node<S> {
     /// What `caller` may not see (nothing without authentication, or for an admin key).
     pub async fn hidden_from(&self, caller: Option<&Caller>) -> ApiResult<Hidden> {
         let Some(caller) = caller.filter(|c| !c.may(Scope::Admin)) else { return Ok(Hidden::default()) };
+        if let Some(view) = self.views.get(&caller.org_id) {
+            return Ok(view);
+        }
         let private = Filter::parse(&json!({"accessibility_data.visibility": "private"}))
             .map_err(|e| ApiError::new(xchange_protocol::Code::Internal, e.to_string()))?;
         let mut private_dbs = BTreeSet::new();
@@ -69,7 +107,9 @@ impl<S: Store + Clone> Node<S> {
             member_of.extend(page.into_iter().map(|s| s.taskdb));
         }
         private_dbs.retain(|db| !member_of.contains(db));
-        Ok(Hidden { private_dbs, member_of: Some(member_of) })
+        let view = Hidden { private_dbs, member_of: Some(member_of) };
+        self.views.put(&caller.org_id, &view);
+        Ok(view)
     }
 
     /// The job, if `hidden` lets the caller see it; else answered as not found.
@@ -79,5 +119,32 @@ impl<S: Store + Clone> Node<S> {
             return Err(xchange_store::StoreError::NotFound { kind: "job", id: job_id.to_owned() }.into());
         }
         Ok(job)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_view_is_kept_per_organisation_until_forgotten() {
+        let cache = ViewCache::default();
+        let view =
+            Hidden { private_dbs: BTreeSet::from(["secret".to_owned()]), member_of: Some(BTreeSet::new()) };
+        cache.put("acme", &view);
+        assert_eq!(cache.get("acme"), Some(view));
+        assert_eq!(cache.get("other"), None, "another organisation has its own view");
+        cache.forget_all();
+        assert_eq!(cache.get("acme"), None);
+    }
+
+    #[test]
+    fn a_private_job_is_hidden_from_non_subscribers_only() {
+        let view =
+            Hidden { private_dbs: BTreeSet::new(), member_of: Some(BTreeSet::from(["shared".to_owned()])) };
+        assert!(!view.hides_job("shared", true));
+        assert!(view.hides_job("elsewhere", true));
+        assert!(!view.hides_job("elsewhere", false));
+        assert!(!Hidden::default().hides_job("elsewhere", true), "admins see everything");
     }
 }

@@ -59,7 +59,9 @@ pub async fn delete<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
     StrictPath(id): StrictPath<String>,
 ) -> ApiResult<StatusCode> {
-    match node.store.delete_org(&id).await {
+    let deleted = node.store.delete_org(&id).await;
+    node.views.forget_all();
+    match deleted {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
         Err(StoreError::NotFound { .. }) => Err(ApiError::not_found("organisation", &id)),
         Err(e) => Err(e.into()),
@@ -102,7 +104,9 @@ pub async fn unsubscribe<S: Store + Clone>(
     State(node): State<Arc<Node<S>>>,
     StrictPath((id, subject)): StrictPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    if node.store.unsubscribe(&id, &subject).await? {
+    let removed = node.store.unsubscribe(&id, &subject).await?;
+    node.views.forget_all();
+    if removed {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("subscription", &format!("{id}/{subject}")))
