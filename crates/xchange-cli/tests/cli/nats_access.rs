@@ -94,7 +94,7 @@ async fn on_a_permissioned_nats_an_outsider_never_gets_another_organisations_pri
     private_db(&node, "other", &outsider, "other-private").await;
     let everyone =
         bus_access(&["--from-server", "--server", &node.base, "--api-key", crate::procs::ADMIN_KEY]);
-    assert!(everyone.contains(&format!("aixp.agent.*.{member}").replace("aixp", PREFIX)), "{everyone}");
+    assert!(everyone.contains(&format!("{PREFIX}.agent.*.{member}")), "{everyone}");
     broker.reload_nats(&everyone);
     let (member_log, outsider_log) = (dir.join("member.log"), dir.join("outsider.log"));
     let _member = agent(&url, &member_key, "100", &member_log, "member");

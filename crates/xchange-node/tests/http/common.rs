@@ -83,6 +83,14 @@ impl TestNode {
         answer(self.http.get(self.url(path)).send().await.unwrap()).await
     }
 
+    /// A job's events, its stream read to the end (it ends after the terminal event).
+    pub(crate) async fn job_events(&self, job_id: &str) -> Vec<Value> {
+        let r = self.http.get(self.url(&format!("/v1/jobs/{job_id}/events"))).send().await.unwrap();
+        let text = r.text().await.unwrap();
+        let data = text.lines().filter_map(|l| l.strip_prefix("data:"));
+        data.map(|d| serde_json::from_str(d.trim()).unwrap()).collect()
+    }
+
     /// Polls a job until it is in a terminal state.
     pub(crate) async fn wait_terminal(&self, job_id: &str) -> Value {
         for _ in 0..400 {

@@ -43,13 +43,8 @@ fn messages(got: &[Received], pick: fn(&Body) -> bool) -> Vec<&Envelope> {
 }
 
 async fn job_states(t: &TestNode, id: &str) -> Vec<String> {
-    let text =
-        t.http.get(t.url(&format!("/v1/jobs/{id}/events"))).send().await.unwrap().text().await.unwrap();
-    text.lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .map(|d| serde_json::from_str::<Value>(d.trim()).unwrap())
-        .filter_map(|e| e["payload"]["state"].as_str().map(str::to_owned))
-        .collect()
+    let events = t.job_events(id).await;
+    events.iter().filter_map(|e| e["payload"]["state"].as_str().map(str::to_owned)).collect()
 }
 
 async fn manager_counter(t: &TestNode, counter: &str) -> u64 {

@@ -48,17 +48,15 @@ async fn history_shows_every_transition_in_order() {
     t.host(1, "echo", Value::clone);
     t.post("/v1/jobs", &job("h1", "echo", json!("x"))).await;
     t.wait_terminal("h1").await;
-    let text = t.http.get(t.url("/v1/jobs/h1/events")).send().await.unwrap().text().await.unwrap();
-    let states: Vec<String> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .map(|d| serde_json::from_str::<Value>(d.trim()).unwrap())
+    let events = t.job_events("h1").await;
+    let states: Vec<String> = events
+        .iter()
         .map(|e| e["payload"]["state"].as_str().unwrap_or(e["kind"].as_str().unwrap()).to_owned())
         .collect();
     // `running` shows only when the contractor reports a start before its result (an
     // instant execution reports the result first).
     let without_running: Vec<&String> = states.iter().filter(|s| *s != "running").collect();
-    assert_eq!(without_running, ["job_posting", "announced", "awarded", "completed"], "{text}");
+    assert_eq!(without_running, ["job_posting", "announced", "awarded", "completed"], "{events:?}");
     t.stop().await;
 }
 

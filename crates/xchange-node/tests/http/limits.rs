@@ -3,10 +3,14 @@
 //! over its message rate is refused 5005 with the time to wait, and a connection beyond
 //! the node's limit is refused 5008.
 
+use futures_util::StreamExt;
 use serde_json::json;
 use xchange_node::NodeConfig;
+use xchange_protocol::{AgentId, Body, Code, ProgressBody, TaskId};
+use xchange_ws::{Frame, Inbound, TextFrames, read_frame};
 
 use crate::common::{TestNode, answer, job, refused};
+use crate::raw_agent::{RawAgent, Received};
 
 async fn new_key(t: &TestNode, org: &str) -> String {
     let (status, created) = t.post("/v1/keys", &json!({"org_id": org, "scopes": ["submit", "read"]})).await;
@@ -54,12 +58,6 @@ async fn a_node_at_its_bound_of_running_jobs_refuses_more() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_over_its_message_rate_and_a_connection_over_the_limit_are_refused() {
-    use futures_util::StreamExt;
-    use xchange_protocol::{Body, Code, ProgressBody, TaskId};
-    use xchange_ws::{Frame, Inbound, TextFrames, read_frame};
-
-    use crate::raw_agent::{RawAgent, Received};
-
     let config = NodeConfig {
         agent_rate_per_second: 1,
         agent_rate_burst: 2,
@@ -71,7 +69,7 @@ async fn an_agent_over_its_message_rate_and_a_connection_over_the_limit_are_refu
     let progress = || Body::Progress(ProgressBody { fraction: 0.5, started: true, note: None });
     let task = TaskId::new_v7(1, [7; 10]);
     // The rate is checked at the edge, before the message goes anywhere.
-    let to = xchange_protocol::AgentId::from_index(0, 1);
+    let to = AgentId::from_index(0, 1);
     let sent: Vec<_> = (0..3).map(|_| agent.send(to, task, 1, None, progress()).id).collect();
     match agent.next().await {
         Received::Refused { code: Code::Busy, id } => assert_eq!(id, Some(sent[2])),

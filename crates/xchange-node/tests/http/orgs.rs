@@ -1,17 +1,15 @@
 //! Organisations, subscriptions, and the private path: a private database's jobs go
 //! directly to a connected member, never to anyone else.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::agents::{remote, remote_priced, wait_status};
 use crate::common::{TestNode, job, refused};
 
 async fn awarded_to(t: &TestNode, job_id: &str) -> String {
-    let text =
-        t.http.get(t.url(&format!("/v1/jobs/{job_id}/events"))).send().await.unwrap().text().await.unwrap();
-    text.lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .map(|d| serde_json::from_str::<Value>(d.trim()).unwrap())
+    t.job_events(job_id)
+        .await
+        .into_iter()
         .find(|e| e["payload"]["state"] == "awarded")
         .map(|e| e["payload"]["detail"]["contractor"].as_str().unwrap().to_owned())
         .expect("an award")

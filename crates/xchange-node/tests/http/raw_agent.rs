@@ -2,13 +2,12 @@
 //! well-behaved client never would: bids it was not asked for, reports for contracts it
 //! does not hold, the same message twice, messages late or out of order.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use xchange_core::ContractorProfile;
-use xchange_protocol::{AgentId, AgentKey, Body, Code, Envelope, MsgId, Nonce, Recipient, TaskId, Version};
+use xchange_protocol::{AgentId, AgentKey, Body, Code, Envelope, MsgId, Nonce, Recipient, TaskId};
 use xchange_ws::{Frame, Inbound, RemoteCard, TextFrames, read_frame, signed_hello};
 
 use crate::common::TestNode;
@@ -78,24 +77,9 @@ impl RawAgent {
         body: Body,
     ) -> Envelope {
         self.next_nonce += 1;
-        let now = xchange_node::now_ms();
-        let mut env = Envelope {
-            aixp: Version::V1_0,
-            id: MsgId::new_v7(now, [self.next_nonce; 10]),
-            conversation: Some(task),
-            hops: 1,
-            body,
-            from: self.key.id(),
-            to: Recipient::Agent(manager),
-            epoch,
-            in_reply_to,
-            reply_by: None,
-            expires_at: now + 10_000,
-            max_hops: 8,
-            lineage: Arc::from(Vec::new()),
-            nonce: None,
-            sig: None,
-        };
+        let seq = u32::from(self.next_nonce);
+        let mut env = xchange_bus::testsuite::envelope(self.key.id(), Recipient::Agent(manager), body, seq);
+        (env.conversation, env.epoch, env.in_reply_to) = (Some(task), epoch, in_reply_to);
         self.key.sign(&mut env, Nonce([self.next_nonce; 16]));
         self.send_again(&env);
         env
